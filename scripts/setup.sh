@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh Debian machine: system packages, a virtual environment,
+# and an editable install of the project (which compiles the native extension).
+# Re-running it is cheap: each step is skipped when already done.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${TL_VENV:-$ROOT/.venv}"
+PYTHON="${PYTHON:-python3}"
+
+# Debian packages the project needs: the HSMs we test against (SoftHSM 2, swtpm with
+# tpm2-pkcs11), OpenSC's pkcs11-tool for operators, and the C toolchain for native/.
+APT_PACKAGES=(
+    build-essential cmake pkg-config
+    softhsm2 opensc
+    swtpm swtpm-tools tpm2-tools tpm2-abrmd libtpm2-pkcs11-1 libtpm2-pkcs11-tools
+)
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+missing_packages() {
+    local pkg
+    for pkg in "${APT_PACKAGES[@]}"; do
+        if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+            printf '%s\n' "$pkg"
+        fi
+    done
+}
+
+install_system_packages() {
+    local missing
+    mapfile -t missing < <(missing_packages)
+    if [ "${#missing[@]}" -eq 0 ]; then
+        return
+    fi
+    log "installing Debian packages: ${missing[*]}"
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null 2>&1; then
+            sudo=(sudo)
+        else
+            log "error: missing Debian packages (${missing[*]}) and not root; install them with:"
+            log "  apt-get update && apt-get install -y ${missing[*]}"
+            exit 1
+        fi
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+install_python_env() {
+    if [ ! -x "$VENV/bin/python" ]; then
+        log "creating virtual environment in $VENV"
+        "$PYTHON" -m venv "$VENV"
+    fi
+    # Reinstall when anything that shapes the install changed (dependencies, native sources,
+    # the version the extension is stamped with), or when the extension is missing.
+    local stamp="$VENV/.tl-install-stamp" digest
+    digest="$(cat "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/src/trusted_ledger/_version.py" \
+        "$ROOT"/native/*.c "$ROOT"/native/*.h "$ROOT/native/build_ffi.py" | sha256sum | cut -d' ' -f1)"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$digest" ] \
+        && compgen -G "$ROOT/src/trusted_ledger/hashing/_native*.so" >/dev/null; then
+        return
+    fi
+    log "installing trusted-ledger (editable, with dev tools) into $VENV"
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q -e "$ROOT[dev]"
+    printf '%s\n' "$digest" >"$stamp"
+}
+
+install_system_packages
+install_python_env

@@ -1,0 +1,294 @@
+"""Every exception the package raises, grouped by what the caller does about it.
+
+- ``InvalidInput``: the caller sent something wrong (bad bytes, bad argument, bad proof). Fix
+  the input; retrying the same call fails the same way. Deterministic on every node.
+- ``VerificationFailed``: a signature, proof or hash chain did not check out. Treat the data
+  as untrustworthy.
+- ``ConfigurationError``: the operator's set-up is wrong (missing module, bad profile, bad PIN
+  source). The message says which setting and how to fix it.
+- ``TemporarilyUnavailable``: a resource (HSM, disk, peer) is gone for now; retrying later
+  may succeed.
+- ``InternalError``: a bug or a broken build. Report it.
+
+Every class has a ``hint`` (what to do) where one is known, and ``__str__`` includes it.
+"""
+
+from __future__ import annotations
+
+
+class TrustedLedgerError(Exception):
+    """Base of every error the package raises on purpose."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} ({self.hint})"
+        return self.message
+
+
+# --- what the caller sent is wrong -------------------------------------------------------
+
+
+class InvalidInput(TrustedLedgerError, ValueError):
+    """An argument or a piece of input data is malformed or out of range."""
+
+
+class IndexOutOfRange(InvalidInput, IndexError):
+    """A leaf index, tree size or position lies outside what exists."""
+
+
+# --- data that did not verify ------------------------------------------------------------
+
+
+class VerificationFailed(TrustedLedgerError):
+    """A signature, proof or hash chain did not check out."""
+
+
+class InvalidProof(VerificationFailed):
+    """A Merkle inclusion or consistency proof does not prove what it claims."""
+
+
+# --- txn: transactions and batches -------------------------------------------------------
+# Two groups by what the caller does: ``MalformedBatch`` (an InvalidInput: the bytes or fields
+# break the format, reject with 400) and ``BatchVerificationFailed`` (a VerificationFailed: a
+# hash or signature does not check out, the data is untrustworthy). Both carry where the fault
+# is: batch index, transaction index and field, each ``None`` when it does not apply.
+
+
+class _LocatedInBatchList(TrustedLedgerError):
+    """Mixin: an error at a place in a batch list, named in the message."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        batch_index: int | None = None,
+        transaction_index: int | None = None,
+        field: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        where = []
+        if batch_index is not None:
+            where.append(f"batch {batch_index}")
+        if transaction_index is not None:
+            where.append(f"transaction {transaction_index}")
+        if field is not None:
+            where.append(field)
+        super().__init__(f"{', '.join(where)}: {message}" if where else message, hint=hint)
+        self.batch_index = batch_index
+        self.transaction_index = transaction_index
+        self.field = field
+
+
+class MalformedBatch(_LocatedInBatchList, InvalidInput):
+    """A batch list, batch or transaction breaks the wire format or a field rule."""
+
+
+class SizeLimitExceeded(MalformedBatch):
+    """Too many bytes or too many items; checked before parsing where the bytes allow."""
+
+
+class MalformedEncoding(MalformedBatch):
+    """Bytes that do not parse as the expected protobuf message, or carry unknown fields."""
+
+
+class InvalidField(MalformedBatch):
+    """A header field has the wrong format (key, id, family, address, nonce...)."""
+
+
+class TransactionIdMismatch(MalformedBatch):
+    """A batch header's transaction ids differ from the ids of the batch's transactions."""
+
+
+class DuplicateTransaction(MalformedBatch):
+    """One transaction id appears twice in a batch list, or twice in a dependency list."""
+
+
+class BatcherKeyMismatch(MalformedBatch):
+    """A transaction names a batcher key other than the key that signed its batch."""
+
+
+class ReplayedTransaction(MalformedBatch):
+    """A transaction id that the chain has already committed."""
+
+
+class MissingDependency(MalformedBatch):
+    """A declared dependency is neither committed nor earlier in the same batch list."""
+
+
+class BatchVerificationFailed(_LocatedInBatchList, VerificationFailed):
+    """A hash or signature in a batch list does not check out."""
+
+
+class PayloadHashMismatch(BatchVerificationFailed):
+    """A transaction's payload does not hash to the header's payload_sha512."""
+
+
+class InvalidSignature(BatchVerificationFailed):
+    """A header signature is not a valid secp256k1 signature by the named key."""
+
+
+class HighSSignature(InvalidSignature):
+    """A signature with s > n/2: valid maths, but the malleable twin of a low-S signature."""
+
+
+# --- the operator's set-up ---------------------------------------------------------------
+
+
+class ConfigurationError(TrustedLedgerError):
+    """A setting, file or installed component is missing or wrong."""
+
+
+# --- transient conditions ----------------------------------------------------------------
+
+
+class TemporarilyUnavailable(TrustedLedgerError):
+    """A resource is unavailable for now; the same call may succeed later."""
+
+
+# --- bugs and broken builds --------------------------------------------------------------
+
+
+class InternalError(TrustedLedgerError):
+    """Something that should not happen did: a bug or a broken installation."""
+
+
+class NativeExtensionError(InternalError):
+    """The compiled hashing extension is missing, stale, or returned an unexpected status."""
+
+
+# --- storage (grouped under the bases above by what the caller does) ----------------------
+
+
+class StorageClosed(InternalError):
+    """A database handle was used after ``close()``: a lifecycle bug in the caller."""
+
+
+class UnknownColumnFamily(InvalidInput):
+    """A column family was named that the database was not opened with."""
+
+
+class DatabaseNotFound(ConfigurationError):
+    """No database exists at the data directory and creating one was not asked for."""
+
+
+class NotADatabase(ConfigurationError):
+    """The data directory holds something that is not a (readable) RocksDB database."""
+
+
+class DatabaseLocked(TemporarilyUnavailable):
+    """Another process (or handle) holds the database's LOCK file."""
+
+
+class StorageFailure(TemporarilyUnavailable):
+    """The storage engine reported an I/O failure (disk full, permissions, ...)."""
+
+
+# --- state --------------------------------------------------------------------------------
+
+
+class InvalidAddress(InvalidInput):
+    """A state address or address prefix is malformed (length, characters, case)."""
+
+
+class UndeclaredAddress(InvalidInput):
+    """A transaction touched an address outside its declared inputs or outputs.
+
+    Deterministic: every node rejects the transaction the same way (Sawtooth's
+    ``InvalidTransaction`` for undeclared access).
+    """
+
+
+class UndeclaredInput(UndeclaredAddress):
+    """A read of an address not covered by the transaction's declared inputs."""
+
+
+class UndeclaredOutput(UndeclaredAddress):
+    """A write or delete of an address not covered by the transaction's declared outputs."""
+
+
+class UnknownStateRoot(InvalidInput):
+    """A state root was asked for that this node's state store does not hold."""
+
+
+class StateCorrupted(InternalError):
+    """A stored state node is missing, malformed, or does not hash to its key."""
+
+
+# --- custody: HSM keys, signing guard, key-usage audit ------------------------------------
+
+
+class SigningRefused(InvalidInput):
+    """The signing guard refused: a different digest was already signed at this position, or
+    the position lies below the watermark. Retrying the same request is refused again."""
+
+
+class HsmProfileError(ConfigurationError):
+    """An HSM profile (``hsm_profiles/*.toml``) is missing, malformed or incomplete."""
+
+
+class HsmModuleNotFound(ConfigurationError):
+    """The PKCS#11 module file named by the profile does not exist or cannot be loaded."""
+
+
+class TokenNotFound(ConfigurationError):
+    """No token with the configured label is present in the module."""
+
+
+class PinRejected(ConfigurationError):
+    """The token refused the PIN (wrong, locked or expired)."""
+
+
+class PinSourceError(ConfigurationError):
+    """The PIN source is unusable: unset variable, unsafe file permissions, no terminal."""
+
+
+class MechanismUnsupported(ConfigurationError):
+    """The token does not offer a mechanism the profile needs."""
+
+
+class KeyNotFound(ConfigurationError):
+    """No key with the requested label on the token."""
+
+
+class KeyPolicyViolation(ConfigurationError):
+    """A key's attributes break custody policy (extractable, not generated on the token)."""
+
+
+class GuardStateMissing(ConfigurationError):
+    """The signing guard's state file is missing; it is never recreated silently."""
+
+
+class SignatureInvalid(VerificationFailed):
+    """A signature does not verify under the given public key."""
+
+
+class GuardStateCorrupted(VerificationFailed):
+    """The signing guard's state file failed its integrity check; signing is refused."""
+
+
+class AuditTrailInvalid(VerificationFailed):
+    """The key-usage audit trail is broken: a gap, an edited record or a bad checkpoint.
+
+    ``record`` is the sequence number (0-based line for unparsable lines) where it broke.
+    """
+
+    def __init__(self, message: str, *, record: int, hint: str | None = None) -> None:
+        super().__init__(f"record {record}: {message}", hint=hint)
+        self.record = record
+
+
+class HsmUnavailable(TemporarilyUnavailable):
+    """The token is gone (device removed, session lost); the pool re-initialises with backoff."""
+
+
+class SignerBusy(TemporarilyUnavailable):
+    """The request queue of the module's owner thread is full, or the wait timed out."""
+
+
+class HsmModuleError(InternalError):
+    """The PKCS#11 module returned an error custody does not expect."""
