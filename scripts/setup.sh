@@ -13,7 +13,7 @@ PYTHON="${PYTHON:-python3}"
 APT_PACKAGES=(
     build-essential cmake pkg-config
     softhsm2 opensc
-    swtpm swtpm-tools tpm2-tools tpm2-abrmd libtpm2-pkcs11-1 libtpm2-pkcs11-tools
+    swtpm swtpm-tools tpm2-tools tpm2-abrmd libtss2-tcti-tabrmd0 dbus-daemon libtpm2-pkcs11-1 libtpm2-pkcs11-tools
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }

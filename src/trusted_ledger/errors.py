@@ -59,7 +59,7 @@ class InvalidProof(VerificationFailed):
 # is: batch index, transaction index and field, each ``None`` when it does not apply.
 
 
-class _LocatedInBatchList(TrustedLedgerError):
+class BatchListFault(TrustedLedgerError):
     """Mixin: an error at a place in a batch list, named in the message."""
 
     def __init__(
@@ -84,7 +84,7 @@ class _LocatedInBatchList(TrustedLedgerError):
         self.field = field
 
 
-class MalformedBatch(_LocatedInBatchList, InvalidInput):
+class MalformedBatch(BatchListFault, InvalidInput):
     """A batch list, batch or transaction breaks the wire format or a field rule."""
 
 
@@ -120,7 +120,7 @@ class MissingDependency(MalformedBatch):
     """A declared dependency is neither committed nor earlier in the same batch list."""
 
 
-class BatchVerificationFailed(_LocatedInBatchList, VerificationFailed):
+class BatchVerificationFailed(BatchListFault, VerificationFailed):
     """A hash or signature in a batch list does not check out."""
 
 
@@ -274,7 +274,8 @@ class GuardStateCorrupted(VerificationFailed):
 class AuditTrailInvalid(VerificationFailed):
     """The key-usage audit trail is broken: a gap, an edited record or a bad checkpoint.
 
-    ``record`` is the sequence number (0-based line for unparsable lines) where it broke.
+    ``record`` is the 0-based line number where it broke (the sequence number, in a sound
+    trail), or -1 when the whole file is unusable.
     """
 
     def __init__(self, message: str, *, record: int, hint: str | None = None) -> None:

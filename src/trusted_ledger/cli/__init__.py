@@ -13,14 +13,14 @@ import sys
 from collections.abc import Sequence
 
 from trusted_ledger._version import __version__
-from trusted_ledger.cli import merkle
+from trusted_ledger.cli import custody, merkle
 from trusted_ledger.errors import (
     InternalError,
     TemporarilyUnavailable,
     TrustedLedgerError,
 )
 
-COMMAND_GROUPS = (merkle,)
+COMMAND_GROUPS = (merkle, custody)
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

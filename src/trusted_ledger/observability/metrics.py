@@ -24,13 +24,13 @@ CUSTODY_SIGN_SECONDS = Histogram(
 )
 CUSTODY_SESSIONS_IN_USE = Gauge(
     "tl_custody_sessions_in_use",
-    "PKCS#11 sessions currently executing a call on a module's owner thread.",
+    "Calls currently inside a PKCS#11 module: 0 or 1, all calls pass one gate per module.",
     ["module"],
     registry=REGISTRY,
 )
 CUSTODY_QUEUE_DEPTH = Gauge(
     "tl_custody_queue_depth",
-    "Calls waiting for a module's owner thread.",
+    "Calls waiting at a PKCS#11 module's gate.",
     ["module"],
     registry=REGISTRY,
 )
@@ -56,5 +56,41 @@ CUSTODY_AUDIT_RECORDS_TOTAL = Counter(
     "tl_custody_audit_records_total",
     "Key-usage audit records appended, by kind.",
     ["kind"],
+    registry=REGISTRY,
+)
+
+# --- storage: database writes ---------------------------------------------------------------
+
+STORAGE_WRITE_SECONDS = Histogram(
+    "tl_storage_write_seconds",
+    "Time to apply one atomic write batch, by engine and whether it was synced to disk.",
+    ["engine", "synced"],
+    # An fsync costs ~1 ms here (FACTS.md); a block's batch of ~10k entries tens of ms.
+    buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+    registry=REGISTRY,
+)
+STORAGE_WRITE_BYTES_TOTAL = Counter(
+    "tl_storage_write_bytes_total",
+    "Key and value bytes written in batches (before engine overhead), by engine.",
+    ["engine"],
+    registry=REGISTRY,
+)
+
+# --- state: Merkle-radix tree ---------------------------------------------------------------
+
+STATE_UPDATE_SECONDS = Histogram(
+    "tl_state_update_seconds",
+    "Time to compute a new state root from a set of address changes (no disk write).",
+    buckets=(0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
+    registry=REGISTRY,
+)
+STATE_NODES_WRITTEN_TOTAL = Counter(
+    "tl_state_nodes_written_total",
+    "Merkle-radix nodes produced by state updates (to be stored with their block).",
+    registry=REGISTRY,
+)
+STATE_NODE_READS_TOTAL = Counter(
+    "tl_state_node_reads_total",
+    "Merkle-radix nodes read from storage because they were not in the node cache.",
     registry=REGISTRY,
 )
