@@ -60,9 +60,15 @@ def test_sigkill_never_causes_double_signing(softhsm: TokenEnv, tmp_path: Path) 
             env=env, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         _wait_ready(child)
+        # Wait for the child's first outcome before the random delay: on a loaded machine a
+        # kill timed from READY alone can land before the child has signed anything, and
+        # such a run exercises nothing.
+        assert child.stdout is not None
+        first = child.stdout.readline()
         time.sleep(rng.uniform(0, 0.08))
         child.send_signal(signal.SIGKILL)
-        output, _ = child.communicate(timeout=30)
+        rest, _ = child.communicate(timeout=30)
+        output = first + rest
         refused_runs += "REFUSED" in output
         last_signed: tuple[int, int] | None = None
         for line in output.splitlines():
