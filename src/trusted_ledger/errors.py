@@ -219,6 +219,101 @@ class StateCorrupted(InternalError):
     """A stored state node is missing, malformed, or does not hash to its key."""
 
 
+# --- processing: handlers, schedulers, executor ---------------------------------------------
+# Sawtooth's split: ``InvalidTransaction`` rejects deterministically (every node reaches the
+# same verdict, the transaction's batch is recorded invalid); ``TransactionProcessingFailed``
+# means this node could not finish a block (a handler kept raising InternalError): nothing is
+# recorded, the block is retried or abandoned locally.
+
+
+class InvalidTransaction(InvalidInput):
+    """A transaction is invalid on every node alike: bad payload, failed business rule."""
+
+
+class UnknownFamily(InvalidTransaction):
+    """No handler is registered for the transaction's family name."""
+
+
+class UnsupportedFamilyVersion(InvalidTransaction):
+    """The family is known but not in the transaction's family version."""
+
+
+class SubmissionNotPermitted(InvalidTransaction):
+    """The identity policy does not let the signer submit to the transaction's family."""
+
+
+class HandlerLimitExceeded(InvalidTransaction):
+    """A handler emitted too many or too large events or receipt data entries."""
+
+
+class TransactionProcessingFailed(InternalError):
+    """A block could not be executed: a handler raised InternalError past its retry bound.
+
+    Not a verdict on the transaction: the block must not be recorded from this execution.
+    """
+
+    def __init__(self, message: str, *, transaction_id: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.transaction_id = transaction_id
+
+
+# --- chain: blocks, commit certificates, the chain store, the batch pool ------------------
+
+
+class MalformedBlock(InvalidInput):
+    """Block or header bytes break the chain format (docs/chain-format.md), or a field is out
+    of its named bound. Deterministic: every node rejects the same bytes the same way."""
+
+
+class MalformedCertificate(InvalidInput):
+    """Commit certificate bytes break the chain format, or votes are unsorted or repeated."""
+
+
+class BlockRejected(VerificationFailed):
+    """A well-formed block that does not check out; the subclass names the mismatch."""
+
+
+class BlockDoesNotExtendHead(BlockRejected):
+    """Wrong chain id, number or previous block id for the head it should extend."""
+
+
+class BlockSignatureInvalid(BlockRejected):
+    """The proposer is no member, or its signature over the block id does not verify."""
+
+
+class BatchRootMismatch(BlockRejected):
+    """The header's batch Merkle root or batch count differs from the batches carried."""
+
+
+class BlockReplaysCommitted(BlockRejected):
+    """The block carries a batch or transaction that is already committed (or twice)."""
+
+
+class BlockContainsInvalidBatch(BlockRejected):
+    """Re-execution found a batch the proposer should have left out."""
+
+
+class StateRootMismatch(BlockRejected):
+    """Re-execution gives another state root than the header claims (invariant 2)."""
+
+
+class CertificateInvalid(VerificationFailed):
+    """A commit certificate binds another block, lacks a quorum, or holds a bad vote."""
+
+
+class ChainCorrupted(InternalError):
+    """The chain store contradicts itself on open (head block missing, torn, unreadable
+    state root): restore from backup or re-sync; never start on it."""
+
+
+class PoolFull(TemporarilyUnavailable):
+    """The pending batch pool is at its count or byte bound (HTTP 429): retry later."""
+
+
+class ProposalRefused(TemporarilyUnavailable):
+    """The publisher found no consensus round at this height the signing guard allows."""
+
+
 # --- custody: HSM keys, signing guard, key-usage audit ------------------------------------
 
 

@@ -76,6 +76,49 @@ STORAGE_WRITE_BYTES_TOTAL = Counter(
     registry=REGISTRY,
 )
 
+# --- chain: blocks, commits, the batch pool ---------------------------------------------------
+
+CHAIN_HEAD_HEIGHT = Gauge(
+    "tl_chain_head_height",
+    "Block number of the committed chain head.",
+    registry=REGISTRY,
+)
+CHAIN_COMMIT_SECONDS = Histogram(
+    "tl_chain_commit_seconds",
+    "Time to commit one block: encoding, checks and the one synced write.",
+    # One fsync is ~1 ms (FACTS.md); a large block with thousands of state nodes tens of ms.
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+    registry=REGISTRY,
+)
+CHAIN_BLOCK_BATCHES = Histogram(
+    "tl_chain_block_batches",
+    "Batches per committed block.",
+    buckets=(0, 1, 10, 50, 100, 250, 500, 1000, 2500),
+    registry=REGISTRY,
+)
+CHAIN_BLOCKS_REJECTED_TOTAL = Counter(
+    "tl_chain_blocks_rejected_total",
+    "Proposed blocks the validator refused, by error class.",
+    ["reason"],
+    registry=REGISTRY,
+)
+CHAIN_POOL_BATCHES = Gauge(
+    "tl_chain_pool_batches",
+    "Batches waiting in the pending pool.",
+    registry=REGISTRY,
+)
+CHAIN_POOL_BYTES = Gauge(
+    "tl_chain_pool_bytes",
+    "Encoded bytes of the batches waiting in the pending pool.",
+    registry=REGISTRY,
+)
+CHAIN_POOL_REJECTED_TOTAL = Counter(
+    "tl_chain_pool_rejected_total",
+    "Batches refused by the pending pool (full) or dropped as invalid at execution.",
+    ["reason"],
+    registry=REGISTRY,
+)
+
 # --- state: Merkle-radix tree ---------------------------------------------------------------
 
 STATE_UPDATE_SECONDS = Histogram(
@@ -92,5 +135,43 @@ STATE_NODES_WRITTEN_TOTAL = Counter(
 STATE_NODE_READS_TOTAL = Counter(
     "tl_state_node_reads_total",
     "Merkle-radix nodes read from storage because they were not in the node cache.",
+    registry=REGISTRY,
+)
+
+# --- processing: handlers and schedulers ----------------------------------------------------
+# ``family`` labels are registered family names only (unknown ones count as "unknown"), so a
+# client cannot grow the label set by inventing families.
+
+PROCESSING_TRANSACTIONS_TOTAL = Counter(
+    "tl_processing_transactions_total",
+    "Transactions executed, by family and result (valid, invalid).",
+    ["family", "result"],
+    registry=REGISTRY,
+)
+PROCESSING_TRANSACTION_SECONDS = Histogram(
+    "tl_processing_transaction_seconds",
+    "Time one handler spent applying one transaction (retries included), by family.",
+    ["family"],
+    # Built-in handlers take 20-200 us; external processors add a ZMQ round trip or five.
+    buckets=(0.00002, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05, 0.25, 1.0),
+    registry=REGISTRY,
+)
+PROCESSING_HANDLER_RETRIES_TOTAL = Counter(
+    "tl_processing_handler_retries_total",
+    "Handler calls repeated because the handler raised InternalError, by family.",
+    ["family"],
+    registry=REGISTRY,
+)
+PROCESSING_BLOCK_SECONDS = Histogram(
+    "tl_processing_block_seconds",
+    "Time to execute one block's batches and compute its state root, by scheduler.",
+    ["scheduler"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
+    registry=REGISTRY,
+)
+PROCESSING_SCHEDULER_PARALLELISM = Histogram(
+    "tl_processing_scheduler_parallelism",
+    "Transactions in flight when the parallel scheduler starts one more (1 = no overlap).",
+    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32, 64),
     registry=REGISTRY,
 )
