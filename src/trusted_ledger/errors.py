@@ -261,7 +261,7 @@ class TransactionProcessingFailed(InternalError):
 
 
 class MalformedBlock(InvalidInput):
-    """Block or header bytes break the chain format (docs/chain-format.md), or a field is out
+    """Block or header bytes break the chain format (docs/formats.md §6), or a field is out
     of its named bound. Deterministic: every node rejects the same bytes the same way."""
 
 

@@ -1,6 +1,6 @@
 """The chain: block format, commit certificates, the chain store, validator, pool, publisher.
 
-Formats: docs/chain-format.md. Imports ``hashing``, ``custody``, ``storage``, ``state``,
+Formats: docs/formats.md §6. Imports ``hashing``, ``custody``, ``storage``, ``state``,
 ``txn``, ``errors`` and ``observability`` only; what it needs from ``processing`` is the
 ``BlockExecutor`` protocol, and from a node key the ``ChainSigner`` protocol.
 """

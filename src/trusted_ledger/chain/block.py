@@ -1,6 +1,6 @@
 """The block format: header bytes, block id, proposer signature, and the batches carried.
 
-Byte layouts are specified in docs/chain-format.md; this module is their one implementation.
+Byte layouts are specified in docs/formats.md §6; this module is their one implementation.
 A header has exactly one encoding (fixed field order, big-endian integers, canonical DER
 for the proposer key, no trailing bytes), so the block id - SHA-256 of the header bytes - is
 a function of the header's values. ``decode_block`` returns only blocks that are whole and
@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from trusted_ledger.chain.wire import Reader, encode_chain_id, u8, u16, u32, u64
@@ -71,7 +70,7 @@ def batch_root(batches: Sequence[Batch]) -> bytes:
 
 @dataclass(frozen=True)
 class BlockHeader:
-    """The signed part of a block; see docs/chain-format.md section 2."""
+    """The signed part of a block; see docs/formats.md §6.2."""
 
     chain_id: str
     number: int
@@ -158,12 +157,12 @@ def _read_proposer(reader: Reader) -> PublicKey:
     der = reader.take(size, "proposer_key")
     try:
         key = PublicKey.from_spki(der)
-        canonical = serialization.load_der_public_key(der).public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    except (InvalidInput, ValueError, UnsupportedAlgorithm) as exc:
-        # UnsupportedAlgorithm: custody's from_spki lets it through for unknown key OIDs.
+    except InvalidInput as exc:
         raise reader.fail("proposer_key", f"not a supported public key ({exc})") from None
+    # from_spki parsed these bytes already, so loading them again cannot fail.
+    canonical = serialization.load_der_public_key(der).public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     if key.algorithm is not algorithm:
         raise reader.fail("proposer_key", f"a {key.algorithm.value} key under code {code}")
     if canonical != der:

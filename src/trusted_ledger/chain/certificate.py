@@ -37,7 +37,7 @@ low enough that checking a certificate costs at most ~0.1 s of signature verific
 
 
 def vote_digest(chain_id: str, height: int, consensus_round: int, block_id: bytes) -> bytes:
-    """What a commit vote signs (docs/chain-format.md section 4)."""
+    """What a commit vote signs (docs/formats.md §6.4)."""
     if len(block_id) != DIGEST_SIZE:
         raise InvalidInput(f"a block id is {DIGEST_SIZE} bytes")
     body = encode_chain_id(chain_id) + u64(height) + u32(consensus_round) + block_id

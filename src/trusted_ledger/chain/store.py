@@ -113,7 +113,7 @@ class ChainStore:
         return None if data is None else decode_block(data, self._limits)
 
     def block_bytes(self, block_id: bytes) -> bytes | None:
-        """The block's stored encoding (docs/chain-format.md section 3)."""
+        """The block's stored encoding (docs/formats.md §6.3)."""
         if len(block_id) != BLOCK_ID_BYTES:
             return None
         return self._db.get(BLOCKS_CF, block_id)

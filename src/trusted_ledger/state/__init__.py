@@ -1,6 +1,6 @@
 """State: Sawtooth-style addresses, the Merkle-radix tree, read views, transaction contexts.
 
-Imports ``storage`` and ``hashing`` only. Node encoding and hashing: docs/state-format.md.
+Imports ``storage`` and ``hashing`` only. Node encoding and hashing: docs/formats.md §5.
 """
 
 from trusted_ledger.state.addresses import (

@@ -1,6 +1,6 @@
 """The canonical byte encoding of Merkle-radix nodes, and their hashes.
 
-Specified in docs/state-format.md; this module and that document must agree byte for byte
+Specified in docs/formats.md §5; this module and that document must agree byte for byte
 (the tests recompute roots from the document with an independent model).
 
     leaf   = 0x01 || u32(len(value)) || value
