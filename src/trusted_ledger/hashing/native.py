@@ -115,6 +115,15 @@ def _out(size: int) -> tuple[bytearray, Any]:
 
 def pack(messages: Sequence[BytesLike]) -> tuple[bytes, array[int]]:
     """Join messages into one buffer plus ``len(messages) + 1`` offsets."""
+    # Fast path: join and len() run in C. len() counts items, not bytes, for a memoryview
+    # of a wider format, so a total that disagrees with the joined size takes the slow path.
+    try:
+        joined = b"".join(messages)
+        offsets = array("Q", accumulate(map(len, messages), initial=0))
+    except TypeError:
+        joined, offsets = b"", array("Q")
+    if offsets and offsets[-1] == len(joined) and len(offsets) == len(messages) + 1:
+        return joined, offsets
     for i, m in enumerate(messages):
         if not isinstance(m, bytes | bytearray | memoryview):
             raise TypeError(f"message {i} must be bytes-like, not {type(m).__name__}")

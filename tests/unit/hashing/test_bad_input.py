@@ -151,3 +151,11 @@ def test_digest_array_indexing() -> None:
     assert list(digests[::2]) == [hashing.sha256(b"a"), hashing.sha256(b"c")]
     with pytest.raises(IndexOutOfRange):
         digests[3]
+
+
+def test_pack_counts_bytes_of_wide_memoryviews() -> None:
+    wide = memoryview(array("I", [1, 2, 3]))  # 3 items, 12 bytes
+    buf, offsets = hashing.pack([b"ab", wide])
+    assert buf == b"ab" + bytes(wide)
+    assert list(offsets) == [0, 2, 14]
+    assert hashing.digest_many([b"ab", wide])[1] == hashing.sha256(bytes(wide))
