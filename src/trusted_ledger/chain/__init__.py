@@ -1,8 +1,9 @@
 """The chain: block format, commit certificates, the chain store, validator, pool, publisher.
 
-Formats: docs/formats.md §6. Imports ``hashing``, ``custody``, ``storage``, ``state``,
-``txn``, ``errors`` and ``observability`` only; what it needs from ``processing`` is the
-``BlockExecutor`` protocol, and from a node key the ``ChainSigner`` protocol.
+Formats: docs/formats.md §6. The core modules import ``hashing``, ``custody``, ``storage``,
+``state``, ``txn``, ``errors`` and ``observability``, and reach execution only through the
+``BlockExecutor`` protocol and node keys through ``ChainSigner``; ``processing_executor``
+(not re-exported here) implements ``BlockExecutor`` over the ``processing`` layer below.
 """
 
 from trusted_ledger.chain.block import (

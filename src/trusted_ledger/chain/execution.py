@@ -1,9 +1,9 @@
 """What the chain needs from the processing layer: the ``BlockExecutor`` protocol.
 
-The chain sits beside processing, not above it, so it names the one call it makes and
-the shape of the answer; processing's executor (serial or parallel scheduler) implements it.
-Receipts are opaque bytes here: processing owns their encoding, the chain stores and
-serves them by transaction id.
+The chain names the one call it makes and the shape of the answer, so that its publisher
+and validator can be tested with any executor; ``chain.processing_executor`` implements it
+over processing's serial or parallel scheduler. Receipts are opaque bytes here: their
+encoding is processing's (docs/families.md), the chain stores and serves them by id.
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ def commit_vote_position(height: int, consensus_round: int) -> Position:
 
 
 class CustodyChainSigner:
-    """``ChainSigner`` over a ``CustodySigner`` (which has no ``public_key`` of its own)."""
+    """``ChainSigner`` over a ``CustodySigner``; it exists to refuse a signer without a guard."""
 
     def __init__(self, signer: CustodySigner) -> None:
         if signer.guard is None:
@@ -60,7 +60,7 @@ class CustodyChainSigner:
 
     @property
     def public_key(self) -> PublicKey:
-        return self._signer.key.public_key
+        return self._signer.public_key
 
     def sign(self, digest: bytes, *, purpose: str, position: Position | None = None) -> Signature:
         return self._signer.sign(digest, purpose=purpose, position=position)

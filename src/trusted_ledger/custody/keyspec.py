@@ -12,7 +12,7 @@ import enum
 import hashlib
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, utils
 
@@ -140,6 +140,10 @@ class PublicKey:
     def from_spki(cls, spki_der: bytes) -> PublicKey:
         try:
             key = serialization.load_der_public_key(spki_der)
+        except UnsupportedAlgorithm as exc:
+            # An SPKI whose algorithm OID or curve OpenSSL does not know: as unusable as
+            # malformed bytes, so callers see one error type for "not a key we accept".
+            raise InvalidInput(f"unsupported public key algorithm in SPKI: {exc}") from exc
         except ValueError as exc:
             raise InvalidInput(f"not a DER SubjectPublicKeyInfo: {exc}") from exc
         return cls(_algorithm_of(key), spki_der)
@@ -148,6 +152,8 @@ class PublicKey:
     def from_pem(cls, pem: bytes) -> PublicKey:
         try:
             key = serialization.load_pem_public_key(pem)
+        except UnsupportedAlgorithm as exc:
+            raise InvalidInput(f"unsupported public key algorithm in PEM: {exc}") from exc
         except ValueError as exc:
             raise InvalidInput(f"not a PEM public key: {exc}") from exc
         der = key.public_bytes(

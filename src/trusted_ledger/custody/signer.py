@@ -13,7 +13,7 @@ from typing import Any
 from trusted_ledger.custody.audit import AuditLog, CheckpointSignature
 from trusted_ledger.custody.guard import Position, SigningGuard
 from trusted_ledger.custody.inventory import KeyInfo
-from trusted_ledger.custody.keyspec import DIGEST_BYTES, Signature, normalise_ecdsa
+from trusted_ledger.custody.keyspec import DIGEST_BYTES, PublicKey, Signature, normalise_ecdsa
 from trusted_ledger.custody.token import TokenPool
 from trusted_ledger.errors import (
     InvalidInput,
@@ -40,6 +40,8 @@ class CustodySigner:
         self.key_label = key_label
         # Loading the key here checks its attributes at start, not at the first signature.
         self.key: KeyInfo = pool.key_info(key_label)
+        # Kept from that one read: callers (chain membership, certificates) ask often.
+        self._public_key = self.key.public_key
         self.audit = audit
         self.guard = guard
         self._latency: dict[tuple[str, str], Any] = {}
@@ -47,6 +49,11 @@ class CustodySigner:
             if audit is None:
                 raise InvalidInput("checkpoints need an audit log")
             audit.set_checkpoint_signer(self._sign_checkpoint)
+
+    @property
+    def public_key(self) -> PublicKey:
+        """The key's public half, read from the token once at construction."""
+        return self._public_key
 
     @property
     def fingerprint(self) -> str:

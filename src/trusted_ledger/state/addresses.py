@@ -27,6 +27,7 @@ family_name_chars_max = 128
 
 _HEX_DIGITS = frozenset(string.hexdigits.lower()) - frozenset("ABCDEF")
 _ADDRESS_PATTERN = re.compile(f"[0-9a-f]{{{ADDRESS_HEX_CHARS}}}")
+_PREFIX_PATTERN = re.compile(f"[0-9a-f]{{0,{ADDRESS_HEX_CHARS}}}")
 
 
 def _check_hex(text: object, what: str, max_chars: int) -> str:
@@ -61,6 +62,8 @@ def validate_address(address: object) -> str:
 
 def validate_prefix(prefix: object) -> str:
     """Return ``prefix`` if it is 0..70 lowercase hex characters (a full address included)."""
+    if isinstance(prefix, str) and _PREFIX_PATTERN.fullmatch(prefix):
+        return prefix  # the common case, in one regex call; the slow path explains failures
     _check_hex(prefix, "address prefix", ADDRESS_HEX_CHARS)
     assert isinstance(prefix, str)
     return prefix

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 
 import pytest
@@ -75,3 +76,40 @@ def test_wrong_lengths_are_rejected() -> None:
         normalise_ecdsa(KeyAlgorithm.EC_P256, b"\x01" * 63)
     with pytest.raises(InvalidInput):
         KeyAlgorithm.parse("rsa-2048")
+
+
+def _p256_spki() -> bytes:
+    return (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+
+
+ID_EC_PUBLIC_KEY = bytes.fromhex("2a8648ce3d0201")  # 1.2.840.10045.2.1
+UNKNOWN_KEY_OID = bytes.fromhex("2a8648ce3d0209")  # 1.2.840.10045.2.9, same length
+SECP256R1_OID = bytes.fromhex("2a8648ce3d030107")  # 1.2.840.10045.3.1.7
+SECP192R1_OID = bytes.fromhex("2a8648ce3d030101")  # 1.2.840.10045.3.1.1, point no longer fits
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (ID_EC_PUBLIC_KEY, UNKNOWN_KEY_OID, "unsupported public key algorithm"),
+        (SECP256R1_OID, SECP192R1_OID, "not a DER SubjectPublicKeyInfo"),
+    ],
+)
+def test_from_spki_raises_invalid_input_for_unknown_or_malformed_keys(
+    old: bytes, new: bytes, message: str
+) -> None:
+    spki = _p256_spki()
+    assert old in spki
+    with pytest.raises(InvalidInput, match=message):
+        PublicKey.from_spki(spki.replace(old, new))
+
+
+def test_from_pem_raises_invalid_input_for_unknown_key_algorithm() -> None:
+    spki = _p256_spki().replace(ID_EC_PUBLIC_KEY, UNKNOWN_KEY_OID)
+    pem = b"-----BEGIN PUBLIC KEY-----\n" + base64.encodebytes(spki) + b"-----END PUBLIC KEY-----\n"
+    with pytest.raises(InvalidInput, match="unsupported public key algorithm"):
+        PublicKey.from_pem(pem)

@@ -1,4 +1,4 @@
-"""An independent state-root oracle, written from docs/state-format.md alone.
+"""An independent state-root oracle, written from docs/formats.md §5 alone.
 
 Deliberately shares no code with ``trusted_ledger.state``: hashlib instead of the native
 hashing, struct instead of int.to_bytes, recursion over the whole set instead of updates.

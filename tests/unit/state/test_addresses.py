@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from trusted_ledger.errors import InvalidAddress, InvalidInput
 from trusted_ledger.state import (
     address_from_bytes,
     address_to_bytes,
+    addresses,
     hashed_address,
     make_address,
     namespace_prefix,
@@ -70,3 +73,32 @@ def test_prefixes() -> None:
         address_from_bytes(b"abc")
     with pytest.raises(InvalidAddress, match=r"family name"):
         namespace_prefix("")
+
+
+def test_valid_prefix_takes_the_regex_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    def slow_path(*args: object) -> str:
+        raise AssertionError("the per-character check ran for a valid prefix")
+
+    monkeypatch.setattr(addresses, "_check_hex", slow_path)
+    for prefix in ("", "1cf12", "1cf126" + "0" * 64, "0123456789abcdef"):
+        assert validate_prefix(prefix) == prefix
+
+
+@given(
+    st.one_of(
+        st.text(alphabet="0123456789abcdefABCDEFg \n\u0660", max_size=75),
+        st.binary(max_size=4),
+        st.none(),
+    )
+)
+def test_prefix_verdicts_and_messages_match_the_slow_path(prefix: object) -> None:
+    # The slow path alone is the specification: same accepted set, same error text.
+    try:
+        expected: object = addresses._check_hex(prefix, "address prefix", 70)
+    except InvalidAddress as exc:
+        expected = (exc.message, exc.hint)
+    try:
+        actual: object = validate_prefix(prefix)
+    except InvalidAddress as exc:
+        actual = (exc.message, exc.hint)
+    assert actual == expected
