@@ -4,22 +4,30 @@ Insertion-ordered (first come, first proposed), deduplicated by batch id. A full
 with ``PoolFull`` (the API answers 429) rather than dropping anything it has accepted
 (invariant 5). Batches that execution finds invalid leave the pool with their reason kept, in
 a bounded record, so a client asking for the batch's status learns why.
+
+Given a ``Database``, the pool is durable (docs/formats.md §6.6, ``chain_pending``): ``add``
+writes the batch synced before it returns, a rejection deletes it, a block's commit deletes
+its batches in the block's own write (``pending_keys``), and a new pool reloads what is left
+in arrival order, dropping batches the chain already holds.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence, Set
 from dataclasses import dataclass
 
+from trusted_ledger.chain.store import PENDING_CF
+from trusted_ledger.chain.wire import u64
 from trusted_ledger.errors import InvalidInput, PoolFull
 from trusted_ledger.observability.metrics import (
     CHAIN_POOL_BATCHES,
     CHAIN_POOL_BYTES,
     CHAIN_POOL_REJECTED_TOTAL,
 )
-from trusted_ledger.txn import Batch
+from trusted_ledger.storage import Database, WriteBatch
+from trusted_ledger.txn import DEFAULT_LIMITS, Batch, TxnLimits, decode_batch
 
 pool_batches_max_default = 50_000
 """Default count bound: about 10 s of the target load of 3,000 transfers/s, with slack."""
@@ -35,6 +43,13 @@ class PendingBatch:
     batch: Batch
     size_bytes: int
     added_ms: int
+    """When it was accepted; 0 for a batch reloaded after a restart (so it is due at once)."""
+    sequence: int = 0
+    """Arrival number: with the batch id, its ``chain_pending`` key."""
+
+    @property
+    def key(self) -> bytes:
+        return u64(self.sequence) + bytes.fromhex(self.batch.header_signature)
 
 
 class BatchPool:
@@ -44,19 +59,61 @@ class BatchPool:
         self,
         batches_max: int = pool_batches_max_default,
         bytes_max: int = pool_bytes_max_default,
+        *,
+        db: Database | None = None,
+        committed: Callable[[Collection[str]], Set[str]] | None = None,
+        limits: TxnLimits = DEFAULT_LIMITS,
     ) -> None:
+        """In memory only without ``db``; with it, durable, reloading its pending rows and
+        dropping (and deleting) those whose batch ``committed`` reports as committed."""
         if batches_max < 1 or bytes_max < 1:
             raise InvalidInput("pool bounds must be positive")
+        if db is not None and PENDING_CF not in db.column_families:
+            raise InvalidInput(
+                f"the pool's database lacks column family {PENDING_CF!r}",
+                hint="open it with column_families=CHAIN_COLUMN_FAMILIES",
+            )
         self.batches_max = batches_max
         self.bytes_max = bytes_max
+        self._db = db
         self._pending: OrderedDict[str, PendingBatch] = OrderedDict()
         self._bytes = 0
+        self._next_sequence = 0
         self._rejected: OrderedDict[str, str] = OrderedDict()
         self._lock = threading.Lock()
+        if db is not None:
+            self._reload(db, committed, limits)
+
+    def _reload(
+        self,
+        db: Database,
+        committed: Callable[[Collection[str]], Set[str]] | None,
+        limits: TxnLimits,
+    ) -> None:
+        """Pending rows in key (arrival) order; every accepted batch comes back, even past
+        the bounds, since none may be lost (invariant 5)."""
+        rows = list(db.iterate(PENDING_CF))
+        batches = [(key, decode_batch(value, limits), len(value)) for key, value in rows]
+        done = committed([b.header_signature for _, b, _ in batches]) if committed else set()
+        stale = WriteBatch()
+        for key, batch, size in batches:
+            batch_id = batch.header_signature
+            sequence = int.from_bytes(key[:8], "big")
+            self._next_sequence = max(self._next_sequence, sequence + 1)
+            if batch_id in done or batch_id in self._pending:
+                stale.delete(PENDING_CF, key)
+                continue
+            self._pending[batch_id] = PendingBatch(batch, size, 0, sequence)
+            self._bytes += size
+        if len(stale):
+            db.write(stale, sync=True)
+        self._publish_gauges()
 
     def add(self, batch: Batch, now_ms: int) -> bool:
-        """Queue ``batch``; False if it is already pending. Raises ``PoolFull``."""
-        size = len(batch.encode())
+        """Queue ``batch``; False if it is already pending. Raises ``PoolFull``. With a
+        database the batch is durable (synced) when this returns True."""
+        encoded = batch.encode()
+        size = len(encoded)
         with self._lock:
             if batch.header_signature in self._pending:
                 return False
@@ -68,7 +125,11 @@ class BatchPool:
                     f"{self.bytes_max} bytes)",
                     hint="retry after the next blocks commit",
                 )
-            self._pending[batch.header_signature] = PendingBatch(batch, size, now_ms)
+            pending = PendingBatch(batch, size, now_ms, self._next_sequence)
+            if self._db is not None:
+                self._db.put(PENDING_CF, pending.key, encoded, sync=True)
+            self._next_sequence += 1
+            self._pending[batch.header_signature] = pending
             self._rejected.pop(batch.header_signature, None)
             self._bytes += size
             self._publish_gauges()
@@ -95,13 +156,27 @@ class BatchPool:
                 return pending.added_ms
         return None
 
+    def pending_keys(self, batch_ids: Iterable[str]) -> list[bytes]:
+        """The ``chain_pending`` keys of those of ``batch_ids`` that are pending, for the
+        block commit to delete atomically with the block; none for an in-memory pool."""
+        if self._db is None:
+            return []
+        with self._lock:
+            found = (self._pending.get(batch_id) for batch_id in batch_ids)
+            return [pending.key for pending in found if pending is not None]
+
     def remove(self, batch_ids: Iterable[str]) -> None:
-        """Forget batches that are now committed."""
+        """Forget batches that are now committed. Their rows are deleted unsynced: a row
+        that outlives a crash is dropped on reload, since its batch is committed."""
+        deletes = WriteBatch()
         with self._lock:
             for batch_id in batch_ids:
                 pending = self._pending.pop(batch_id, None)
                 if pending is not None:
                     self._bytes -= pending.size_bytes
+                    deletes.delete(PENDING_CF, pending.key)
+            if self._db is not None and len(deletes):
+                self._db.write(deletes, sync=False)
             self._publish_gauges()
 
     def reject(self, batch_id: str, reason: str) -> None:
@@ -110,6 +185,8 @@ class BatchPool:
             pending = self._pending.pop(batch_id, None)
             if pending is not None:
                 self._bytes -= pending.size_bytes
+                if self._db is not None:
+                    self._db.delete(PENDING_CF, pending.key, sync=True)
             self._rejected[batch_id] = reason[:rejection_reason_chars_max]
             self._rejected.move_to_end(batch_id)
             while len(self._rejected) > rejections_kept_max:

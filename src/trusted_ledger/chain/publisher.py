@@ -99,7 +99,9 @@ class BlockPublisher:
             timestamp_ms=max(now_ms, head.timestamp_ms),
         )
         certificate = single_node_certificate(self._signer, block)
-        self._store.commit(block, certificate, outcome.state_update, outcome.receipts)
+        # The pending rows of the block's batches go in the block's own atomic write.
+        pending_keys = self._pool.pending_keys(block.batch_ids)
+        self._store.commit(block, certificate, outcome.state_update, outcome.receipts, pending_keys)
         self._pool.remove(block.batch_ids)
         return block
 

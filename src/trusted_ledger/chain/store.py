@@ -42,12 +42,13 @@ BATCHES_CF = "chain_batches"  # raw batch id (64 B) -> block id
 TRANSACTIONS_CF = "chain_transactions"  # raw transaction id (64 B) -> block id
 RECEIPTS_CF = "chain_receipts"  # raw transaction id (64 B) -> receipt bytes (processing's)
 META_CF = "chain_meta"  # HEAD_KEY, CHAIN_ID_KEY
+PENDING_CF = "chain_pending"  # u64 arrival sequence || raw batch id (64 B) -> batch bytes
 HEAD_KEY = b"head"  # u64 number || block id
 CHAIN_ID_KEY = b"chain_id"  # ASCII chain id, written with genesis
 
 CHAIN_COLUMN_FAMILIES = (
     BLOCKS_CF, HEIGHTS_CF, CERTIFICATES_CF, BATCHES_CF, TRANSACTIONS_CF, RECEIPTS_CF, META_CF,
-    STATE_NODES_COLUMN_FAMILY,
+    PENDING_CF, STATE_NODES_COLUMN_FAMILY,
 )  # fmt: skip
 """Every column family a chain database must be opened with."""
 
@@ -158,9 +159,11 @@ class ChainStore:
         certificate: CommitCertificate,
         state_update: StateUpdate,
         receipts: Mapping[str, bytes],
+        pending_keys: Collection[bytes] = (),
     ) -> None:
         """Make ``block`` the new head: one atomic, synced write. The caller has validated
-        the block and the certificate's signatures; this checks what links them to the store."""
+        the block and the certificate's signatures; this checks what links them to the store.
+        ``pending_keys`` (``chain_pending`` rows of the block's batches) are deleted in it."""
         started = time.perf_counter()
         with self._commit_lock:
             self._check_extends_head(block)
@@ -172,6 +175,8 @@ class ChainStore:
             self._check_certificate_binds(block, certificate)
             self._check_not_committed(block)
             batch = self._commit_batch(block, certificate, state_update, receipts)
+            for key in pending_keys:
+                batch.delete(PENDING_CF, key)
             self._db.write(batch, sync=True)
             head_record = u64(block.number) + block.id
             # The paired after-write read: what we just made durable is what we meant.
