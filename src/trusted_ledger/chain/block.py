@@ -244,8 +244,14 @@ def check_unique_ids(batches: Sequence[Batch]) -> None:
         raise MalformedBlock("a transaction appears twice in the block")
 
 
-def decode_block(data: bytes, limits: TxnLimits = DEFAULT_LIMITS) -> Block:
-    """Parse and check a whole block (structure, batches, batch root, proposer signature)."""
+def decode_block(
+    data: bytes, limits: TxnLimits = DEFAULT_LIMITS, *, verify_batch_signatures: bool = True
+) -> Block:
+    """Parse and check a whole block (structure, batches, batch root, proposer signature).
+
+    ``verify_batch_signatures=False`` is for blocks read back from this node's own store,
+    which verified them before commit: everything but the batches' and transactions'
+    secp256k1 signatures is still checked (the proposer's signature included)."""
     if len(data) > block_bytes_max:
         raise MalformedBlock(f"block of {len(data)} bytes exceeds {block_bytes_max}")
     reader = Reader(data, "block")
@@ -259,7 +265,7 @@ def decode_block(data: bytes, limits: TxnLimits = DEFAULT_LIMITS) -> Block:
     count = reader.u32("batch_count")
     if count != header.batch_count:
         raise BatchRootMismatch(f"header says {header.batch_count} batches, the block {count}")
-    batches = tuple(_read_batch(reader, i, limits) for i in range(count))
+    batches = tuple(_read_batch(reader, i, limits, verify_batch_signatures) for i in range(count))
     reader.finish()
     check_unique_ids(batches)
     check_batches_match_header(header, batches)
@@ -268,11 +274,11 @@ def decode_block(data: bytes, limits: TxnLimits = DEFAULT_LIMITS) -> Block:
     return block
 
 
-def _read_batch(reader: Reader, index: int, limits: TxnLimits) -> Batch:
+def _read_batch(reader: Reader, index: int, limits: TxnLimits, verify_signatures: bool) -> Batch:
     field = f"batches[{index}]"
     raw = reader.take(reader.bounded_length(4, 1, batch_bytes_max, field), field)
     try:
-        batch = decode_batch(raw, limits)
+        batch = decode_batch(raw, limits, verify_signatures=verify_signatures)
     except BatchListFault as exc:
         raise MalformedBlock(f"block {field}: {exc}") from exc
     if batch.encode() != raw:

@@ -9,6 +9,7 @@ the header's state root is exactly what a validator re-executing the block will 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from trusted_ledger.chain.proposal import sign_proposal, single_node_certificate
 from trusted_ledger.chain.signing import ChainSigner
 from trusted_ledger.chain.store import ChainStore
 from trusted_ledger.errors import InternalError, InvalidInput
+from trusted_ledger.observability.metrics import CHAIN_PUBLISH_SECONDS
 from trusted_ledger.txn import Batch
 
 # Room for the header, signature and per-batch length prefixes inside block_bytes_max.
@@ -78,6 +80,13 @@ class BlockPublisher:
 
     def publish(self, now_ms: int) -> Block | None:
         """Cut, sign and commit one block from the pool now; None if nothing valid waits."""
+        started = time.perf_counter()
+        block = self._publish(now_ms)
+        if block is not None:
+            CHAIN_PUBLISH_SECONDS.observe(time.perf_counter() - started)
+        return block
+
+    def _publish(self, now_ms: int) -> Block | None:
         head = self._store.head
         if head is None:
             raise InternalError("publish needs a genesis block; commit one first")

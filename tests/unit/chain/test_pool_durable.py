@@ -23,7 +23,7 @@ from trusted_ledger.chain.publisher import PublisherLimits
 from trusted_ledger.chain.store import PENDING_CF
 from trusted_ledger.errors import InvalidInput, PoolFull
 from trusted_ledger.state import EMPTY_ROOT
-from trusted_ledger.storage import Database, MemoryDatabase, RocksDatabase
+from trusted_ledger.storage import Database, MemoryDatabase, RocksDatabase, WriteBatch
 from trusted_ledger.txn import Batch
 
 LIMITS = PublisherLimits(block_batches_max=3, block_interval_ms=0)
@@ -205,3 +205,48 @@ def test_random_sequences_match_a_model(ops: list[str]) -> None:
     assert list(node.pool.pending_ids()) == model
     rows = [key[8:].hex() for key, _ in memory.iterate(PENDING_CF)]
     assert rows == model  # no stale row: nothing lost, nothing duplicated
+
+
+class CountingDatabase(MemoryDatabase):
+    """A memory database that counts synced writes: what an fsync-bound pool pays."""
+
+    def __init__(self) -> None:
+        super().__init__(CHAIN_COLUMN_FAMILIES)
+        self.synced_writes = 0
+
+    def write(self, batch: WriteBatch, *, sync: bool = True) -> None:
+        self.synced_writes += int(sync)
+        super().write(batch, sync=sync)
+
+
+def test_add_many_is_one_synced_write_and_survives_reopen(factory: BatchFactory) -> None:
+    db = CountingDatabase()
+    pool = BatchPool(db=db)
+    batches = [factory.batch(f"set k{i} 1") for i in range(20)]
+    assert pool.add_many(batches, GENESIS_MS) == [True] * 20
+    assert db.synced_writes == 1
+    reloaded = BatchPool(db=db)
+    assert list(reloaded.pending_ids()) == [b.header_signature for b in batches]
+
+
+def test_add_many_reports_repeats_and_already_pending(factory: BatchFactory) -> None:
+    pool = BatchPool()
+    first, second, third = (factory.batch(f"set k{i} 1") for i in range(3))
+    assert pool.add(first, GENESIS_MS)
+    assert pool.add_many([first, second, second, third], GENESIS_MS) == [False, True, False, True]
+    assert list(pool.pending_ids()) == [b.header_signature for b in (first, second, third)]
+    assert len(pool) == 3
+
+
+def test_add_many_is_all_or_nothing_when_full(factory: BatchFactory) -> None:
+    db = CountingDatabase()
+    pool = BatchPool(batches_max=3, db=db)
+    pool.add(factory.batch("set a 1"), GENESIS_MS)
+    writes = db.synced_writes
+    batches = [factory.batch(f"set k{i} 1") for i in range(3)]
+    with pytest.raises(PoolFull, match="cannot take 3 more"):
+        pool.add_many(batches, GENESIS_MS)
+    assert len(pool) == 1
+    assert db.synced_writes == writes  # nothing written for the refused request
+    assert BatchPool(db=db).pending_ids() == pool.pending_ids()
+    assert pool.add_many(batches[:2], GENESIS_MS) == [True, True]
