@@ -3,8 +3,8 @@
 
 VENV ?= .venv
 
-run: setup
-	$(VENV)/bin/trusted-ledger demo
+run:
+	./scripts/run.sh
 
 test:
 	./scripts/test.sh

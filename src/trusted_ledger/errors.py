@@ -388,3 +388,81 @@ class SignerBusy(TemporarilyUnavailable):
 
 class HsmModuleError(InternalError):
     """The PKCS#11 module returned an error custody does not expect."""
+
+
+# --- api: the REST API (each class is one HTTP status; docs/api.md) ------------------------
+
+
+class RequestInvalid(InvalidInput):
+    """A query parameter, path segment or JSON body the API cannot accept (HTTP 400).
+
+    ``parameter`` names what was wrong, so a client can fix exactly that."""
+
+    def __init__(self, message: str, *, parameter: str, hint: str | None = None) -> None:
+        super().__init__(f"{parameter}: {message}", hint=hint)
+        self.parameter = parameter
+
+
+class ResourceNotFound(InvalidInput):
+    """No block, batch, transaction, receipt or state value under the id asked for (404)."""
+
+
+class RequestTooLarge(InvalidInput):
+    """A request body larger than the route's bound (HTTP 413)."""
+
+
+class UnsupportedContentType(InvalidInput):
+    """A request body of a media type the route does not take (HTTP 415)."""
+
+
+class NodeNotReady(TemporarilyUnavailable):
+    """The node has no genesis block yet, is catching up, or is shutting down (HTTP 503)."""
+
+
+# --- client: the REST client library and its commands ---------------------------------------
+# HTTP answers become the base classes by what the caller does: 400/404 are the request's
+# fault (InvalidInput), 429/503 and an unreachable node pass (TemporarilyUnavailable), a 5xx is
+# the node's bug (InternalError). Each carries the node's own message. A 503 is the API's own
+# ``NodeNotReady`` (above), which means the same on both sides of the wire.
+
+
+class RequestRejected(InvalidInput):
+    """The node refused the request as malformed (HTTP 400, 405, 413, 415)."""
+
+    def __init__(self, message: str, *, status: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
+class NotFound(InvalidInput):
+    """The node has no such block, batch, transaction, receipt or state value (HTTP 404)."""
+
+
+class NodeBusy(TemporarilyUnavailable):
+    """The node's pending pool is full (HTTP 429); ``retry_after_s`` is its advice, if any."""
+
+    def __init__(
+        self, message: str, *, retry_after_s: float | None = None, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after_s = retry_after_s
+
+
+class NodeUnreachable(TemporarilyUnavailable):
+    """No answer: connection refused or reset, unknown host, or a timeout."""
+
+
+class NodeError(InternalError):
+    """The node answered with a server error other than 503: a bug on the node's side."""
+
+
+class UnexpectedResponse(ConfigurationError):
+    """The answer is not the REST API's JSON: ``--url`` probably names another service."""
+
+
+class KeyFileError(ConfigurationError):
+    """A client key file is missing, malformed, or readable by other users."""
+
+
+class KeyFileExists(KeyFileError):
+    """``keygen`` would overwrite an existing key file."""

@@ -13,14 +13,15 @@ import sys
 from collections.abc import Sequence
 
 from trusted_ledger._version import __version__
-from trusted_ledger.cli import custody, merkle
+from trusted_ledger.cli import client, custody, merkle, node
 from trusted_ledger.errors import (
     InternalError,
     TemporarilyUnavailable,
     TrustedLedgerError,
 )
+from trusted_ledger.observability.logging import configure_logging
 
-COMMAND_GROUPS = (merkle, custody)
+COMMAND_GROUPS = (merkle, custody, node, client)
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -43,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Logs go to stderr, never into output a user may pipe (``--json``); ``node run``
+    # reconfigures them from its configuration file.
+    configure_logging(json=False, level="warning")
     try:
         status: int = args.handler(args)
     except TemporarilyUnavailable as exc:

@@ -27,6 +27,13 @@ def _redact(
     return event
 
 
+def _current_stderr_logger(*_args: Any) -> structlog.PrintLogger:
+    """A logger on whatever ``sys.stderr`` is when the record is written (loggers are not
+    cached), so that a replaced stderr (a test's capture, a daemon's redirect) is followed
+    and a closed one is never written to."""
+    return structlog.PrintLogger(file=sys.stderr)
+
+
 def configure_logging(*, json: bool = True, level: str = "info") -> None:
     """Route structlog output to stderr, as JSON lines (default) or for a console."""
     renderer: Any = (
@@ -44,7 +51,7 @@ def configure_logging(*, json: bool = True, level: str = "info") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_current_stderr_logger,
         cache_logger_on_first_use=False,
     )
 

@@ -90,6 +90,14 @@ CHAIN_COMMIT_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
     registry=REGISTRY,
 )
+CHAIN_PUBLISH_SECONDS = Histogram(
+    "tl_chain_publish_seconds",
+    "Time to publish one block: pick batches, execute (again after a drop), sign, certify "
+    "and commit; with tl_processing_block_seconds and tl_chain_commit_seconds it shows "
+    "where a block's time goes.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    registry=REGISTRY,
+)
 CHAIN_BLOCK_BATCHES = Histogram(
     "tl_chain_block_batches",
     "Batches per committed block.",
@@ -173,5 +181,31 @@ PROCESSING_SCHEDULER_PARALLELISM = Histogram(
     "tl_processing_scheduler_parallelism",
     "Transactions in flight when the parallel scheduler starts one more (1 = no overlap).",
     buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32, 64),
+    registry=REGISTRY,
+)
+
+# --- api: the REST API ------------------------------------------------------------------------
+# ``route`` labels are route templates from the API's route table ("/blocks/{block_id}"), or
+# "unmatched": a client cannot grow the label set by requesting invented paths.
+
+API_REQUESTS_TOTAL = Counter(
+    "tl_api_requests_total",
+    "HTTP requests answered, by route template, method and status code.",
+    ["route", "method", "status"],
+    registry=REGISTRY,
+)
+API_REQUEST_SECONDS = Histogram(
+    "tl_api_request_seconds",
+    "Time to answer one HTTP request, by route template (long-polls include their wait).",
+    ["route"],
+    # Reads take ~1 ms; a submission decodes and verifies (~50 us per transaction) and syncs
+    # the pool (~1 ms); /batch_statuses?wait holds up to 60 s.
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0, 60.0),
+    registry=REGISTRY,
+)
+API_BATCHES_TOTAL = Counter(
+    "tl_api_batches_total",
+    "Batches submitted through POST /batches, by result (accepted, invalid, pool_full).",
+    ["result"],
     registry=REGISTRY,
 )

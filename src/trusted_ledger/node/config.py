@@ -1,0 +1,241 @@
+"""The node's configuration: one TOML file, validated in full before anything starts.
+
+Every key is known: a misspelt key is an error that names it, never silently ignored (a typo
+in ``block_interval_ms`` must not leave a production node on the default). Relative paths are
+relative to the directory of the configuration file, so a node directory can be moved as a
+whole. The format is documented in ``docs/node.md``; ``render_config`` writes what
+``load_config`` reads.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from trusted_ledger.errors import ConfigurationError
+
+CONFIG_FILE_NAME = "node.toml"
+API_BIND_DEFAULT = "127.0.0.1:8008"
+SCHEDULERS = ("serial", "parallel")
+LOG_FORMATS = ("json", "console")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True)
+class NodeSection:
+    chain_id: str = "trusted-ledger-dev"
+    data_dir: str = "."
+    """Holds ``chain/`` (RocksDB), ``guard/`` and ``audit/``; relative to the config file."""
+
+
+@dataclass(frozen=True)
+class CustodySection:
+    profile: str = "softhsm2"
+    token: str = "tl-node"  # noqa: S105 - a token label, not a secret
+    key_label: str = "node-signing"
+    pin_file: str = ""
+    """A mode-600 file holding the user PIN; exactly one of pin_file and pin_env is set."""
+    pin_env: str = ""
+    module: str = ""
+    """PKCS#11 module file; empty: the profile's search list."""
+    softhsm_conf: str = ""
+    """SoftHSM's configuration (exported as SOFTHSM2_CONF before the module loads)."""
+    audit_checkpoint_every_records: int = 1000
+    audit_checkpoint_every_s: int = 60
+
+
+@dataclass(frozen=True)
+class ApiSection:
+    bind: str = API_BIND_DEFAULT
+
+    @property
+    def host(self) -> str:
+        return self.bind.rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.bind.rsplit(":", 1)[1])
+
+
+@dataclass(frozen=True)
+class PoolSection:
+    batches_max: int = 50_000
+    bytes_max: int = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class PublisherSection:
+    block_batches_max: int = 1000
+    block_bytes_max: int = 8 * 1024 * 1024
+    block_interval_ms: int = 200
+
+
+@dataclass(frozen=True)
+class ProcessingSection:
+    scheduler: str = "parallel"
+    workers: int = 2
+
+
+@dataclass(frozen=True)
+class LoggingSection:
+    level: str = "info"
+    format: str = "json"
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    path: Path
+    """The file this was read from; relative paths resolve against its directory."""
+    node: NodeSection = field(default_factory=NodeSection)
+    custody: CustodySection = field(default_factory=CustodySection)
+    api: ApiSection = field(default_factory=ApiSection)
+    pool: PoolSection = field(default_factory=PoolSection)
+    publisher: PublisherSection = field(default_factory=PublisherSection)
+    processing: ProcessingSection = field(default_factory=ProcessingSection)
+    logging: LoggingSection = field(default_factory=LoggingSection)
+
+    def resolve(self, path: str) -> Path:
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else self.path.parent / candidate
+
+    @property
+    def data_dir(self) -> Path:
+        return self.resolve(self.node.data_dir)
+
+    @property
+    def chain_dir(self) -> Path:
+        return self.data_dir / "chain"
+
+    @property
+    def guard_path(self) -> Path:
+        return self.data_dir / "guard" / f"{self.custody.key_label}.guard"
+
+    @property
+    def audit_path(self) -> Path:
+        return self.data_dir / "audit" / "key-usage.jsonl"
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "node": NodeSection,
+    "custody": CustodySection,
+    "api": ApiSection,
+    "pool": PoolSection,
+    "publisher": PublisherSection,
+    "processing": ProcessingSection,
+    "logging": LoggingSection,
+}
+
+
+def load_config(path: Path) -> NodeConfig:
+    """Read and validate ``path``; ``ConfigurationError`` names the first bad key."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigurationError(
+            f"configuration file {path} does not exist",
+            hint="create a node with `trusted-ledger node init --dir DIR` (writes DIR/node.toml)",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"cannot read configuration file {path}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"{path} is not valid TOML: {exc}") from exc
+    return config_from_mapping(raw, path.resolve())
+
+
+def config_from_mapping(raw: Mapping[str, Any], path: Path) -> NodeConfig:
+    unknown = sorted(set(raw) - set(_SECTIONS))
+    if unknown:
+        raise ConfigurationError(
+            f"{path}: unknown section [{unknown[0]}]",
+            hint=f"sections are {', '.join(f'[{name}]' for name in _SECTIONS)}",
+        )
+    sections: dict[str, Any] = {}
+    for name, section_type in _SECTIONS.items():
+        values = raw.get(name, {})
+        if not isinstance(values, dict):
+            raise ConfigurationError(f"{path}: [{name}] must be a table")
+        sections[name] = _section(path, name, section_type, values)
+    config = NodeConfig(path=path, **sections)
+    _check(config)
+    return config
+
+
+def _section(path: Path, name: str, section_type: type[Any], values: dict[str, Any]) -> Any:
+    known = {f.name: f for f in fields(section_type)}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigurationError(
+                f"{path}: unknown key {name}.{key}",
+                hint=f"[{name}] takes {', '.join(sorted(known))}",
+            )
+        expected = type(known[key].default)
+        if isinstance(value, bool) or not isinstance(value, expected):
+            raise ConfigurationError(
+                f"{path}: {name}.{key} must be {'an integer' if expected is int else 'a string'}, "
+                f"got {value!r}"
+            )
+    return section_type(**values)
+
+
+def _bad(config: NodeConfig, key: str, problem: str, hint: str | None = None) -> None:
+    raise ConfigurationError(f"{config.path}: {key} {problem}", hint=hint)
+
+
+def _positive(config: NodeConfig, key: str, value: int, high: int | None = None) -> None:
+    if value < 1 or (high is not None and value > high):
+        bound = f"1..{high}" if high is not None else "at least 1"
+        _bad(config, key, f"must be {bound}, got {value}")
+
+
+def _check(config: NodeConfig) -> None:
+    custody = config.custody
+    if not custody.token or not custody.key_label or not custody.profile:
+        _bad(config, "custody.token/key_label/profile", "must not be empty")
+    if bool(custody.pin_file) == bool(custody.pin_env):
+        _bad(
+            config,
+            "custody.pin_file/pin_env",
+            "must name exactly one PIN source",
+            hint="pin_file = a mode-600 file with the user PIN, or pin_env = a variable name",
+        )
+    _positive(
+        config, "custody.audit_checkpoint_every_records", custody.audit_checkpoint_every_records
+    )
+    _positive(config, "custody.audit_checkpoint_every_s", custody.audit_checkpoint_every_s)
+    host, _, port = config.api.bind.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        _bad(config, "api.bind", f"must be HOST:PORT, got {config.api.bind!r}")
+    _positive(config, "pool.batches_max", config.pool.batches_max)
+    _positive(config, "pool.bytes_max", config.pool.bytes_max)
+    _positive(config, "publisher.block_batches_max", config.publisher.block_batches_max)
+    _positive(config, "publisher.block_bytes_max", config.publisher.block_bytes_max)
+    if config.publisher.block_interval_ms < 0:
+        _bad(config, "publisher.block_interval_ms", "must not be negative")
+    if config.processing.scheduler not in SCHEDULERS:
+        _bad(config, "processing.scheduler", f"must be one of {SCHEDULERS}")
+    _positive(config, "processing.workers", config.processing.workers, 64)
+    if config.logging.level not in LOG_LEVELS:
+        _bad(config, "logging.level", f"must be one of {LOG_LEVELS}")
+    if config.logging.format not in LOG_FORMATS:
+        _bad(config, "logging.format", f"must be one of {LOG_FORMATS}")
+
+
+def _toml_value(value: int | str) -> str:
+    if isinstance(value, int):
+        return str(value)
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def render_config(config: NodeConfig) -> str:
+    """The TOML text of ``config``, every key written out so operators see what is set."""
+    lines = ["# Trusted Ledger node configuration (docs/node.md).", ""]
+    for name in _SECTIONS:
+        section = getattr(config, name)
+        lines.append(f"[{name}]")
+        lines.extend(f"{f.name} = {_toml_value(getattr(section, f.name))}" for f in fields(section))
+        lines.append("")
+    return "\n".join(lines)

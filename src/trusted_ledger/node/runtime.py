@@ -1,0 +1,265 @@
+"""``node run``: one process wiring custody, chain, processing and the REST API.
+
+Threads and their jobs:
+
+- the asyncio loop (main thread) serves the API; decoding and signature checks of submitted
+  batches, and the pool's synced write, run in its thread executor;
+- one publisher thread cuts blocks (single-node consensus: this node proposes and certifies
+  every block) and wakes the API's status waiters after each commit.
+
+Durability is the chain's business (one synced write per block, a synced write per accepted
+request in the pool), so a stop is never required for safety: SIGKILL at any instant leaves
+a node that restarts whole (invariant 6). SIGTERM/SIGINT stop it politely: the API stops
+accepting, the publisher finishes the block it is cutting, files are closed.
+
+Failure policy of the publisher: an unavailable HSM or storage (``TemporarilyUnavailable``)
+or a block that cannot be executed now (``TransactionProcessingFailed``) is retried with
+backoff while the API keeps accepting into the pool; any other error stops the node with
+exit status 70, because continuing after an unexplained failure risks the chain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from trusted_ledger.api import ApiServer, NodeServices
+from trusted_ledger.chain import (
+    CHAIN_COLUMN_FAMILIES,
+    BatchPool,
+    Block,
+    BlockPublisher,
+    ChainStore,
+    PublisherLimits,
+)
+from trusted_ledger.chain.processing_executor import ProcessingBlockExecutor
+from trusted_ledger.custody import AuditLog, PublicKey
+from trusted_ledger.errors import (
+    ConfigurationError,
+    TemporarilyUnavailable,
+    TransactionProcessingFailed,
+)
+from trusted_ledger.node.config import NodeConfig
+from trusted_ledger.node.custody_setup import node_chain_signer, open_audit_log, open_token
+from trusted_ledger.observability.logging import get_logger
+from trusted_ledger.processing import ParallelScheduler, Scheduler, SerialScheduler
+from trusted_ledger.processing.families import builtin_registry
+from trusted_ledger.processing.families.identity import IdentitySubmissionPolicy
+from trusted_ledger.storage import RocksDatabase
+
+EXIT_OK = 0
+EXIT_PUBLISHER_FAILED = 70
+_RETRY_BACKOFF_INITIAL_S = 0.1
+_RETRY_BACKOFF_MAX_S = 5.0
+_IDLE_WAIT_S = 1.0
+
+log = get_logger("node")
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class PublisherLoop:
+    """The publisher thread: publish whenever a block is due, sleep until the next one is."""
+
+    def __init__(
+        self,
+        publisher: BlockPublisher,
+        pool: BatchPool,
+        on_commit: Callable[[Block], None],
+        on_failure: Callable[[BaseException], None],
+        clock_ms: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        self._publisher = publisher
+        self._pool = pool
+        self._on_commit = on_commit
+        self._on_failure = on_failure
+        self._clock_ms = clock_ms
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
+        self._backoff_s = _RETRY_BACKOFF_INITIAL_S
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def wake(self) -> None:
+        """Thread-safe: batches arrived, the next block may be due earlier."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Finish the block being cut, then end the thread."""
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                block = self._publisher.publish_if_due(self._clock_ms())
+            except (TemporarilyUnavailable, TransactionProcessingFailed) as exc:
+                log.warning("publish.retry", error=str(exc), backoff_s=self._backoff_s)
+                self._stopping.wait(self._backoff_s)
+                self._backoff_s = min(2 * self._backoff_s, _RETRY_BACKOFF_MAX_S)
+                continue
+            except BaseException as exc:
+                log.exception("publish.failed", error=str(exc))
+                self._on_failure(exc)
+                return
+            self._backoff_s = _RETRY_BACKOFF_INITIAL_S
+            if block is not None:
+                log.info(
+                    "block.committed",
+                    height=block.number,
+                    block_id=block.id.hex(),
+                    batches=len(block.batches),
+                    round=block.header.consensus_round,
+                )
+                self._on_commit(block)
+                continue
+            self._wake.wait(self._wait_s())
+
+    def _wait_s(self) -> float:
+        oldest = self._pool.oldest_added_ms()
+        if oldest is None:
+            return _IDLE_WAIT_S
+        due_in_ms = oldest + self._publisher.limits.block_interval_ms - self._clock_ms()
+        return max(0.0, min(due_in_ms / 1000, _IDLE_WAIT_S))
+
+
+def make_scheduler(name: str, workers: int) -> Scheduler:
+    return ParallelScheduler(workers) if name == "parallel" else SerialScheduler()
+
+
+@dataclass
+class NodeParts:
+    """What ``open_node`` opened, to close in reverse order."""
+
+    config: NodeConfig
+    db: RocksDatabase
+    audit: AuditLog
+    store: ChainStore
+    pool: BatchPool
+    publisher: BlockPublisher
+    public_key: PublicKey
+
+    def close(self) -> None:
+        self.db.close()
+        self.audit.close()
+
+
+def open_node(config: NodeConfig) -> NodeParts:
+    """Open token, key, trail, database, chain and pool; refuse a node without genesis."""
+    token = open_token(config)
+    audit = open_audit_log(config)
+    try:
+        signer = node_chain_signer(config, token, audit)
+        if not config.chain_dir.is_dir():
+            raise ConfigurationError(
+                f"no chain database at {config.chain_dir}",
+                hint="create the node with `trusted-ledger node init`, or fix node.data_dir",
+            )
+        db = RocksDatabase(config.chain_dir, CHAIN_COLUMN_FAMILIES)
+    except BaseException:
+        audit.close()
+        raise
+    try:
+        store = ChainStore(db, config.node.chain_id)
+        if store.head is None:
+            raise ConfigurationError(
+                f"the chain database {config.chain_dir} has no genesis block",
+                hint="node init did not finish: remove the directory and run node init again",
+            )
+        pool = BatchPool(
+            config.pool.batches_max,
+            config.pool.bytes_max,
+            db=db,
+            committed=store.batches_committed_among,
+        )
+        executor = ProcessingBlockExecutor(
+            builtin_registry(),
+            store.state,
+            make_scheduler(config.processing.scheduler, config.processing.workers),
+            policy_factory=IdentitySubmissionPolicy,
+        )
+        limits = PublisherLimits(
+            block_batches_max=config.publisher.block_batches_max,
+            block_bytes_max=config.publisher.block_bytes_max,
+            block_interval_ms=config.publisher.block_interval_ms,
+        )
+        publisher = BlockPublisher(store, pool, executor, signer, limits)
+    except BaseException:
+        db.close()
+        audit.close()
+        raise
+    return NodeParts(config, db, audit, store, pool, publisher, signer.public_key)
+
+
+async def serve(config: NodeConfig, *, on_ready: Callable[[str], None] | None = None) -> int:
+    """Run the node until SIGTERM/SIGINT (status 0) or a publisher failure (status 70)."""
+    parts = open_node(config)
+    store, pool = parts.store, parts.pool
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    failure: list[BaseException] = []
+
+    def failed(exc: BaseException) -> None:
+        failure.append(exc)
+        loop.call_soon_threadsafe(stop.set)
+
+    publisher_loop: PublisherLoop | None = None
+
+    def wake() -> None:
+        if publisher_loop is not None:
+            publisher_loop.wake()
+
+    api = ApiServer(
+        NodeServices(
+            store=store,
+            pool=pool,
+            node_public_key=parts.public_key,
+            scheduler_name=config.processing.scheduler,
+            wake_publisher=wake,
+        )
+    )
+    publisher_loop = PublisherLoop(
+        parts.publisher, pool, lambda _block: api.notify_committed(), failed
+    )
+    try:
+        port = await api.start(config.api.host, config.api.port)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        publisher_loop.start()
+        api.set_ready(True)
+        head = store.head
+        assert head is not None
+        url = f"http://{config.api.host}:{port}"
+        log.info(
+            "node.ready",
+            chain_id=config.node.chain_id,
+            url=url,
+            height=head.number,
+            pending_batches=len(pool),
+            scheduler=config.processing.scheduler,
+        )
+        if on_ready is not None:
+            on_ready(url)
+        await stop.wait()
+    finally:
+        api.set_ready(False)
+        if publisher_loop.running:
+            await loop.run_in_executor(None, publisher_loop.stop)
+        await api.stop()
+        parts.close()
+        log.info("node.stopped", failed=bool(failure))
+    return EXIT_PUBLISHER_FAILED if failure else EXIT_OK
