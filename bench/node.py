@@ -59,7 +59,7 @@ class Node:
         self.dir = root / f"node-{scheduler}"
         subprocess.run(
             [*CLI, "node", "init", "--dir", str(self.dir), "--api-bind", "127.0.0.1:0",
-             "--scheduler", scheduler],
+             "--processors-bind", "", "--scheduler", scheduler],
             check=True, capture_output=True, text=True,
         )  # fmt: skip
         config = self.dir / "node.toml"

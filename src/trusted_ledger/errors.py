@@ -230,11 +230,20 @@ class InvalidTransaction(InvalidInput):
     """A transaction is invalid on every node alike: bad payload, failed business rule."""
 
 
-class UnknownFamily(InvalidTransaction):
+class FamilyNotServed(TemporarilyUnavailable):
+    """No handler serves the transaction's family version on this node *now*.
+
+    Never a verdict: which families a node serves depends on which external processors are
+    connected to it, so rejecting would make nodes disagree. The batch waits in the pool
+    (its status says why) until a processor registers, as in Sawtooth.
+    """
+
+
+class UnknownFamily(FamilyNotServed):
     """No handler is registered for the transaction's family name."""
 
 
-class UnsupportedFamilyVersion(InvalidTransaction):
+class UnsupportedFamilyVersion(FamilyNotServed):
     """The family is known but not in the transaction's family version."""
 
 

@@ -33,7 +33,10 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 
 def init_node(directory: Path, *extra: str) -> None:
-    done = cli("node", "init", "--dir", str(directory), "--api-bind", "127.0.0.1:0", *extra)
+    done = cli(
+        "node", "init", "--dir", str(directory), "--api-bind", "127.0.0.1:0",
+        "--processors-bind", "tcp://127.0.0.1:0", *extra,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
 
 
@@ -43,6 +46,7 @@ class NodeProcess:
     def __init__(self, directory: Path, log_path: Path) -> None:
         self.directory = directory
         self.log_path = log_path
+        self.processors: str | None = None
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [
@@ -67,6 +71,8 @@ class NodeProcess:
             line = self.process.stdout.readline()
             if not line:
                 raise AssertionError(f"node exited before ready: {self.log_tail()}")
+            if line.startswith("processors: "):
+                self.processors = line.split()[1]
             if line.startswith("node ready: "):
                 return line.split()[2]
         raise AssertionError(f"node not ready in {READY_TIMEOUT_S} s: {self.log_tail()}")

@@ -272,8 +272,16 @@ class Handlers:
             entry: r.Json = {"id": batch_id, "status": report.status.value}
             invalid = []
             if report.status is BatchStatus.INVALID:
-                invalid = [{"id": "", "message": report.reason or "", "extended_data": ""}]
+                invalid = [
+                    {
+                        "id": report.transaction_id,
+                        "message": report.reason or "",
+                        "extended_data": "",
+                    }
+                ]
             entry["invalid_transactions"] = invalid
+            if report.status is BatchStatus.PENDING and report.reason:
+                entry["waiting"] = report.reason
             if report.block_id is not None:
                 header = self._reader.header(report.block_id)
                 if header is None:  # indexed in the block's own write: a broken store
@@ -320,9 +328,7 @@ class Handlers:
         self, head: str | None, prefix: str, start: str | None, limit: int
     ) -> tuple[bytes, list[tuple[str, bytes]]]:
         block_id, root = self._root_at(head)
-        entries = self.services.store.state.view(root).items(prefix)
-        if start is not None:
-            entries = (entry for entry in entries if entry[0] >= start)
+        entries = self.services.store.state.view(root).items(prefix, start)
         return block_id, list(islice(entries, limit + 1))
 
     async def get_state(self, request: web.Request) -> web.Response:

@@ -29,8 +29,9 @@ _STATUS_SCHEMA = r.obj(
         ),
         "block_id": r.BLOCK_ID,
         "block_num": r.INTEGER,
+        "waiting": r.STRING,
     },
-    optional=["block_id", "block_num"],
+    optional=["block_id", "block_num", "waiting"],
 )
 _STATUSES_SCHEMA = r.obj({"data": r.array(_STATUS_SCHEMA), "link": r.LINK})
 _LOCATED = {"block_id": r.BLOCK_ID, "block_num": r.INTEGER, "link": r.LINK}

@@ -23,6 +23,8 @@ class BatchResult:
     batch_id: str
     valid: bool
     reason: str = ""
+    invalid_transaction_id: str = ""
+    """The batch's first invalid transaction, when execution names one."""
 
 
 @dataclass(frozen=True)
@@ -50,4 +52,10 @@ class BlockExecutor(Protocol):
 
     def execute(self, batches: Sequence[Batch], base_state_root: bytes) -> ExecutionOutcome:
         """Apply ``batches`` in order to the state at ``base_state_root``; never writes."""
+        ...
+
+    def waiting_reason(self, batch: Batch) -> str | None:
+        """Why ``batch`` cannot be executed on this node yet (a family no handler serves,
+        e.g. an external processor not connected), or None. Such a batch is neither valid
+        nor invalid: it waits in the pool."""
         ...

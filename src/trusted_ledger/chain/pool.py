@@ -79,7 +79,8 @@ class BatchPool:
         self._pending: OrderedDict[str, PendingBatch] = OrderedDict()
         self._bytes = 0
         self._next_sequence = 0
-        self._rejected: OrderedDict[str, str] = OrderedDict()
+        self._rejected: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self._waiting: dict[str, str] = {}  # pending batch id -> why it is not proposed yet
         self._lock = threading.Lock()
         if db is not None:
             self._reload(db, committed, limits)
@@ -176,9 +177,12 @@ class BatchPool:
         return chosen
 
     def oldest_added_ms(self) -> int | None:
+        """When the oldest batch that is not waiting (``note_waiting``) arrived: what
+        decides that a block is due."""
         with self._lock:
-            for pending in self._pending.values():
-                return pending.added_ms
+            for batch_id, pending in self._pending.items():
+                if batch_id not in self._waiting:
+                    return pending.added_ms
         return None
 
     def pending_keys(self, batch_ids: Iterable[str]) -> list[bytes]:
@@ -197,6 +201,7 @@ class BatchPool:
         with self._lock:
             for batch_id in batch_ids:
                 pending = self._pending.pop(batch_id, None)
+                self._waiting.pop(batch_id, None)
                 if pending is not None:
                     self._bytes -= pending.size_bytes
                     deletes.delete(PENDING_CF, pending.key)
@@ -204,15 +209,17 @@ class BatchPool:
                 self._db.write(deletes, sync=False)
             self._publish_gauges()
 
-    def reject(self, batch_id: str, reason: str) -> None:
-        """Drop an invalid batch and keep why, for its status."""
+    def reject(self, batch_id: str, reason: str, *, transaction_id: str = "") -> None:
+        """Drop an invalid batch and keep why (and which transaction, if one is named), for
+        its status."""
         with self._lock:
             pending = self._pending.pop(batch_id, None)
+            self._waiting.pop(batch_id, None)
             if pending is not None:
                 self._bytes -= pending.size_bytes
                 if self._db is not None:
                     self._db.delete(PENDING_CF, pending.key, sync=True)
-            self._rejected[batch_id] = reason[:rejection_reason_chars_max]
+            self._rejected[batch_id] = (reason[:rejection_reason_chars_max], transaction_id)
             self._rejected.move_to_end(batch_id)
             while len(self._rejected) > rejections_kept_max:
                 self._rejected.popitem(last=False)
@@ -222,7 +229,42 @@ class BatchPool:
     def rejection(self, batch_id: str) -> str | None:
         """Why the batch was dropped as invalid, if it was (and is still remembered)."""
         with self._lock:
-            return self._rejected.get(batch_id)
+            found = self._rejected.get(batch_id)
+        return None if found is None else found[0]
+
+    def note_waiting(self, batch_id: str, reason: str) -> None:
+        """Record why a pending batch is not being proposed (no processor for its family);
+        forgotten when the batch leaves the pool or is proposed."""
+        with self._lock:
+            if batch_id in self._pending:
+                self._waiting[batch_id] = reason[:rejection_reason_chars_max]
+
+    def clear_waiting(self, batch_ids: Iterable[str] | None = None) -> None:
+        """Forget the notes of batches that are being proposed now (all notes with None:
+        the publisher re-checks waiting batches now and then, e.g. after a processor
+        registered)."""
+        with self._lock:
+            if batch_ids is None:
+                self._waiting.clear()
+            elif self._waiting:
+                for batch_id in batch_ids:
+                    self._waiting.pop(batch_id, None)
+
+    @property
+    def waiting_count(self) -> int:
+        with self._lock:
+            return len(self._waiting)
+
+    def waiting_reason(self, batch_id: str) -> str | None:
+        with self._lock:
+            return self._waiting.get(batch_id)
+
+    def rejected_transaction(self, batch_id: str) -> str | None:
+        """The invalid transaction a rejection named ("" if none was named; None if the
+        batch is not remembered as rejected)."""
+        with self._lock:
+            found = self._rejected.get(batch_id)
+        return None if found is None else found[1]
 
     def pending_ids(self) -> Sequence[str]:
         with self._lock:

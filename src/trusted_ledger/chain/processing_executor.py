@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from trusted_ledger.chain.execution import BatchResult, ExecutionOutcome
+from trusted_ledger.errors import FamilyNotServed
 from trusted_ledger.processing import (
     BlockExecutor,
     HandlerRegistry,
@@ -62,6 +63,7 @@ class ProcessingBlockExecutor:
         *,
         policy_factory: PolicyFactory | None = None,
     ) -> None:
+        self._registry = registry
         self._executor = BlockExecutor(
             registry,
             state,
@@ -73,6 +75,20 @@ class ProcessingBlockExecutor:
     def scheduler(self) -> Scheduler:
         return self._executor.scheduler
 
+    def waiting_reason(self, batch: Batch) -> str | None:
+        """A transaction's family version that no handler serves now, said as the status
+        a client sees (the batch waits for a processor to register)."""
+        for transaction in batch.transactions:
+            header = transaction.header
+            try:
+                self._registry.lookup(header.family_name, header.family_version)
+            except FamilyNotServed:
+                return (
+                    f"waiting for a transaction processor for family {header.family_name!r} "
+                    f"version {header.family_version!r}"
+                )
+        return None
+
     def execute(self, batches: Sequence[Batch], base_state_root: bytes) -> ExecutionOutcome:
         """Apply ``batches`` in order to the committed state at ``base_state_root``.
 
@@ -81,7 +97,12 @@ class ProcessingBlockExecutor:
         """
         execution = self._executor.execute(base_state_root, batches)
         results = tuple(
-            BatchResult(result.batch_id, result.valid, result.reason or "")
+            BatchResult(
+                result.batch_id,
+                result.valid,
+                result.reason or "",
+                result.invalid_transaction_id or "",
+            )
             for result in execution.batch_results
         )
         receipts = {

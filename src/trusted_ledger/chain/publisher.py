@@ -93,7 +93,7 @@ class BlockPublisher:
         candidates = self._pool.candidates(
             self.limits.block_batches_max, self.limits.block_bytes_max
         )
-        run = self._execute_valid(self._drop_replays(candidates), head.state_root)
+        run = self._execute_valid(self._ready(self._drop_replays(candidates)), head.state_root)
         if run is None:
             return None
         batches, outcome = run
@@ -144,6 +144,30 @@ class BlockPublisher:
             kept.append(batch)
         return kept
 
+    def _ready(self, batches: list[Batch]) -> list[Batch]:
+        """The batches this node can execute now, in order. The others wait in the pool
+        with the reason noted for their status; a batch after a waiting one is still
+        proposed unless it depends on it (dependencies are checked next)."""
+        ready: list[Batch] = []
+        held: set[str] = set()  # transactions of batches that wait
+        for batch in batches:
+            reason = self._executor.waiting_reason(batch)
+            if reason is None:
+                blocked = next(
+                    (d for t in batch.transactions for d in t.header.dependencies if d in held),
+                    None,
+                )
+                if blocked is not None:
+                    # Proposing it would reject it for a dependency that is only late here.
+                    reason = f"waiting for dependency {blocked[:16]}..., itself waiting"
+            if reason is None:
+                ready.append(batch)
+                continue
+            self._pool.note_waiting(batch.header_signature, reason)
+            held.update(t.header_signature for t in batch.transactions)
+        self._pool.clear_waiting(b.header_signature for b in ready)
+        return ready
+
     def _execute_valid(
         self, batches: list[Batch], base_root: bytes
     ) -> tuple[list[Batch], ExecutionOutcome] | None:
@@ -166,7 +190,9 @@ class BlockPublisher:
             if not outcome.invalid:
                 return batches, outcome
             for result in outcome.invalid:
-                self._pool.reject(result.batch_id, result.reason)
+                self._pool.reject(
+                    result.batch_id, result.reason, transaction_id=result.invalid_transaction_id
+                )
             invalid = {result.batch_id for result in outcome.invalid}
             batches = [b for b in batches if b.header_signature not in invalid]
         raise InternalError("execution keeps finding new invalid batches: not deterministic")

@@ -21,7 +21,8 @@ class BatchStatus(enum.Enum):
 class BatchStatusReport:
     status: BatchStatus
     block_id: bytes | None = None  # set when committed
-    reason: str | None = None  # set when invalid
+    reason: str | None = None  # set when invalid; when pending, why it waits (if it does)
+    transaction_id: str = ""  # the invalid transaction, when execution named one
 
 
 def batch_status(batch_id: str, store: ChainStore, pool: BatchPool) -> BatchStatusReport:
@@ -30,9 +31,13 @@ def batch_status(batch_id: str, store: ChainStore, pool: BatchPool) -> BatchStat
     if block_id is not None:
         return BatchStatusReport(BatchStatus.COMMITTED, block_id=block_id)
     if batch_id in pool:
-        return BatchStatusReport(BatchStatus.PENDING)
+        return BatchStatusReport(BatchStatus.PENDING, reason=pool.waiting_reason(batch_id))
     reason = pool.rejection(batch_id)
     if reason is not None:
-        return BatchStatusReport(BatchStatus.INVALID, reason=reason)
+        return BatchStatusReport(
+            BatchStatus.INVALID,
+            reason=reason,
+            transaction_id=pool.rejected_transaction(batch_id) or "",
+        )
     # Unknown also covers an invalid batch whose reason was forgotten (bounded record).
     return BatchStatusReport(BatchStatus.UNKNOWN)

@@ -41,7 +41,18 @@ def register(subparsers: Any) -> None:
     init.add_argument("--dir", type=Path, default=NODE_DIR_DEFAULT, help="new node directory")
     init.add_argument("--chain-id", default="trusted-ledger-dev", help="name of the chain")
     init.add_argument("--api-bind", default="127.0.0.1:8008", help="REST API HOST:PORT")
-    init.add_argument("--scheduler", choices=SCHEDULERS, default="parallel")
+    init.add_argument(
+        "--scheduler",
+        choices=SCHEDULERS,
+        default="serial",
+        help="serial (default; fastest for built-in families) or parallel (overlaps "
+        "external processors' round trips)",
+    )
+    init.add_argument(
+        "--processors-bind",
+        default="tcp://127.0.0.1:4004",
+        help="where external transaction processors connect (empty: none)",
+    )
     init.add_argument(
         "--admin-key",
         action="append",
@@ -90,6 +101,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
         chain_id=args.chain_id,
         api_bind=args.api_bind,
         scheduler=args.scheduler,
+        processors_bind=args.processors_bind,
         admin_keys=tuple(args.admin_key),
         profile=args.profile,
         token=args.token,
@@ -119,10 +131,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config = load_config(_config_path(args))
     configure_logging(json=config.logging.format == "json", level=config.logging.level)
 
-    from trusted_ledger.node.runtime import serve  # noqa: PLC0415 - loads the API server
+    from trusted_ledger.node.runtime import Endpoints, serve  # noqa: PLC0415 - loads the API
 
-    def ready(url: str) -> None:
-        print(f"node ready: {url} (chain {config.node.chain_id})", flush=True)
+    def ready(endpoints: Endpoints) -> None:
+        # The processor endpoint first: "node ready" is the last line a supervisor waits for.
+        if endpoints.processors:
+            print(f"processors: {endpoints.processors}", flush=True)
+        print(f"node ready: {endpoints.api_url} (chain {config.node.chain_id})", flush=True)
 
     return asyncio.run(serve(config, on_ready=ready))
 

@@ -40,6 +40,7 @@ from trusted_ledger.node.config import (
     NodeConfig,
     NodeSection,
     ProcessingSection,
+    ProcessorsSection,
     config_from_mapping,
     render_config,
 )
@@ -64,7 +65,8 @@ class InitOptions:
     directory: Path
     chain_id: str = "trusted-ledger-dev"
     api_bind: str = "127.0.0.1:8008"
-    scheduler: str = "parallel"
+    scheduler: str = "serial"
+    processors_bind: str = "tcp://127.0.0.1:4004"
     admin_keys: Sequence[str] = ()
     """Compressed secp256k1 public keys of the first admins; empty: make ``keys/admin``."""
     profile: str | None = None
@@ -171,6 +173,7 @@ def init_node(options: InitOptions, *, clock_ms: int | None = None) -> InitResul
         custody=custody,
         api=ApiSection(bind=options.api_bind),
         processing=ProcessingSection(scheduler=options.scheduler),
+        processors=ProcessorsSection(bind=options.processors_bind),
     )
     # Validate the whole configuration before the first irreversible step.
     config_from_mapping(tomllib.loads(render_config(config)), config.path)

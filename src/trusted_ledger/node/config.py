@@ -75,8 +75,21 @@ class PublisherSection:
 
 @dataclass(frozen=True)
 class ProcessingSection:
-    scheduler: str = "parallel"
+    scheduler: str = "serial"
+    """Serial by default: with built-in (CPU-bound, GIL-holding) families the parallel
+    scheduler is slower inside a busy node (bench/node.py); it pays off for external
+    processors, whose round trips it overlaps."""
     workers: int = 2
+
+
+@dataclass(frozen=True)
+class ProcessorsSection:
+    bind: str = "tcp://127.0.0.1:4004"
+    """Where external transaction processors connect (Sawtooth's TP protocol over ZMQ);
+    empty: no external processors. Port 0 picks a free port."""
+    request_timeout_ms: int = 30_000
+    """A processor that does not answer a transaction in this time is dropped and the
+    transaction re-dispatched to another processor of its family."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +108,7 @@ class NodeConfig:
     pool: PoolSection = field(default_factory=PoolSection)
     publisher: PublisherSection = field(default_factory=PublisherSection)
     processing: ProcessingSection = field(default_factory=ProcessingSection)
+    processors: ProcessorsSection = field(default_factory=ProcessorsSection)
     logging: LoggingSection = field(default_factory=LoggingSection)
 
     def resolve(self, path: str) -> Path:
@@ -125,6 +139,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "pool": PoolSection,
     "publisher": PublisherSection,
     "processing": ProcessingSection,
+    "processors": ProcessorsSection,
     "logging": LoggingSection,
 }
 
@@ -217,6 +232,10 @@ def _check(config: NodeConfig) -> None:
     if config.processing.scheduler not in SCHEDULERS:
         _bad(config, "processing.scheduler", f"must be one of {SCHEDULERS}")
     _positive(config, "processing.workers", config.processing.workers, 64)
+    bind = config.processors.bind
+    if bind and not (bind.startswith("tcp://") and bind.rpartition(":")[2].isdigit()):
+        _bad(config, "processors.bind", f"must be tcp://HOST:PORT or empty, got {bind!r}")
+    _positive(config, "processors.request_timeout_ms", config.processors.request_timeout_ms)
     if config.logging.level not in LOG_LEVELS:
         _bad(config, "logging.level", f"must be one of {LOG_LEVELS}")
     if config.logging.format not in LOG_FORMATS:

@@ -46,7 +46,12 @@ from trusted_ledger.errors import (
 from trusted_ledger.node.config import NodeConfig
 from trusted_ledger.node.custody_setup import node_chain_signer, open_audit_log, open_token
 from trusted_ledger.observability.logging import get_logger
-from trusted_ledger.processing import ParallelScheduler, Scheduler, SerialScheduler
+from trusted_ledger.processing import (
+    HandlerRegistry,
+    ParallelScheduler,
+    Scheduler,
+    SerialScheduler,
+)
 from trusted_ledger.processing.families import builtin_registry
 from trusted_ledger.processing.families.identity import IdentitySubmissionPolicy
 from trusted_ledger.storage import RocksDatabase
@@ -56,6 +61,7 @@ EXIT_PUBLISHER_FAILED = 70
 _RETRY_BACKOFF_INITIAL_S = 0.1
 _RETRY_BACKOFF_MAX_S = 5.0
 _IDLE_WAIT_S = 1.0
+_RECHECK_WAITING_S = 2.0
 
 log = get_logger("node")
 
@@ -84,6 +90,7 @@ class PublisherLoop:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
         self._backoff_s = _RETRY_BACKOFF_INITIAL_S
+        self._waiting_checked = time.monotonic()
 
     def start(self) -> None:
         self._thread.start()
@@ -117,6 +124,7 @@ class PublisherLoop:
                 self._on_failure(exc)
                 return
             self._backoff_s = _RETRY_BACKOFF_INITIAL_S
+            self._recheck_waiting()
             if block is not None:
                 log.info(
                     "block.committed",
@@ -128,6 +136,15 @@ class PublisherLoop:
                 self._on_commit(block)
                 continue
             self._wake.wait(self._wait_s())
+
+    def _recheck_waiting(self) -> None:
+        """Batches waiting for a processor do not make blocks due; every few seconds
+        their notes are dropped so the next publish looks at them again (a processor may
+        have registered since)."""
+        now = time.monotonic()
+        if self._pool.waiting_count and now - self._waiting_checked >= _RECHECK_WAITING_S:
+            self._waiting_checked = now
+            self._pool.clear_waiting()
 
     def _wait_s(self) -> float:
         oldest = self._pool.oldest_added_ms()
@@ -152,6 +169,8 @@ class NodeParts:
     pool: BatchPool
     publisher: BlockPublisher
     public_key: PublicKey
+    registry: HandlerRegistry
+    """Built-in families, and the external processors that register while the node runs."""
 
     def close(self) -> None:
         self.db.close()
@@ -186,8 +205,9 @@ def open_node(config: NodeConfig) -> NodeParts:
             db=db,
             committed=store.batches_committed_among,
         )
+        registry = builtin_registry()
         executor = ProcessingBlockExecutor(
-            builtin_registry(),
+            registry,
             store.state,
             make_scheduler(config.processing.scheduler, config.processing.workers),
             policy_factory=IdentitySubmissionPolicy,
@@ -202,10 +222,18 @@ def open_node(config: NodeConfig) -> NodeParts:
         db.close()
         audit.close()
         raise
-    return NodeParts(config, db, audit, store, pool, publisher, signer.public_key)
+    return NodeParts(config, db, audit, store, pool, publisher, signer.public_key, registry)
 
 
-async def serve(config: NodeConfig, *, on_ready: Callable[[str], None] | None = None) -> int:
+@dataclass(frozen=True)
+class Endpoints:
+    """Where a running node serves: its REST API, and the processor endpoint (if any)."""
+
+    api_url: str
+    processors: str | None
+
+
+async def serve(config: NodeConfig, *, on_ready: Callable[[Endpoints], None] | None = None) -> int:
     """Run the node until SIGTERM/SIGINT (status 0) or a publisher failure (status 70)."""
     parts = open_node(config)
     store, pool = parts.store, parts.pool
@@ -235,7 +263,17 @@ async def serve(config: NodeConfig, *, on_ready: Callable[[str], None] | None = 
     publisher_loop = PublisherLoop(
         parts.publisher, pool, lambda _block: api.notify_committed(), failed
     )
+    processors = None
+    if config.processors.bind:
+        from trusted_ledger.processing.tp import ProcessorServer  # noqa: PLC0415
+
+        processors = ProcessorServer(
+            parts.registry,
+            config.processors.bind,
+            request_timeout_s=config.processors.request_timeout_ms / 1000,
+        )
     try:
+        processors_endpoint = processors.start() if processors is not None else None
         port = await api.start(config.api.host, config.api.port)
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
@@ -251,15 +289,18 @@ async def serve(config: NodeConfig, *, on_ready: Callable[[str], None] | None = 
             height=head.number,
             pending_batches=len(pool),
             scheduler=config.processing.scheduler,
+            processors=processors_endpoint,
         )
         if on_ready is not None:
-            on_ready(url)
+            on_ready(Endpoints(url, processors_endpoint))
         await stop.wait()
     finally:
         api.set_ready(False)
         if publisher_loop.running:
             await loop.run_in_executor(None, publisher_loop.stop)
         await api.stop()
+        if processors is not None:
+            processors.stop()
         parts.close()
         log.info("node.stopped", failed=bool(failure))
     return EXIT_PUBLISHER_FAILED if failure else EXIT_OK

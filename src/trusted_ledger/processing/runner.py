@@ -91,7 +91,9 @@ class TransactionRunner:
             context = self._apply_with_retries(handler, transaction, prior, label)
         except InvalidInput as exc:
             # Deterministic: the same transaction on the same state fails the same way on
-            # every node (bad payload, business rule, undeclared address, unknown family).
+            # every node (bad payload, business rule, undeclared address). A family no
+            # handler serves is not among them: ``FamilyNotServed`` is transient and
+            # propagates, since which families a node serves depends on its processors.
             PROCESSING_TRANSACTIONS_TOTAL.labels(label, "invalid").inc()
             # The message only: hints may name this node's configuration (its registered
             # families) or a library's wording, and the reason must be alike on every node.

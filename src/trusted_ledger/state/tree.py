@@ -312,9 +312,12 @@ class StateView:
             raise StateCorrupted(f"a leaf at depth {depth} under root {self.root.hex()}")
         return node.value
 
-    def items(self, prefix: str = "") -> Iterator[tuple[str, bytes]]:
-        """(address, value) for every address starting with hex ``prefix``, in address order."""
+    def items(self, prefix: str = "", start: str | None = None) -> Iterator[tuple[str, bytes]]:
+        """(address, value) for every address starting with hex ``prefix``, in address order,
+        from address ``start`` on (included): subtrees wholly before it are not visited, so a
+        page from the middle costs what the page costs."""
         validate_prefix(prefix)
+        lowest = address_to_bytes(start) if start is not None else b""
         stack: list[tuple[bytes, bytes]] = [(b"", self.root)]  # (path so far, node hash)
         while stack:
             path, key = stack.pop()
@@ -322,12 +325,15 @@ class StateView:
             if isinstance(node, Leaf):
                 if len(path) != ADDRESS_BYTES:
                     raise StateCorrupted(f"a leaf at depth {len(path)} under {self.root.hex()}")
-                yield address_from_bytes(path), node.value
+                if path >= lowest:
+                    yield address_from_bytes(path), node.value
                 continue
             # Pushed in reverse so that the smallest child is popped (visited) first.
             for first in sorted(node.children, reverse=True):
                 label, child = node.children[first]
                 below = path + label
+                if below < lowest[: len(below)]:
+                    continue  # every address below sorts before ``start``
                 below_hex = below.hex()
                 if below_hex.startswith(prefix) or prefix.startswith(below_hex):
                     stack.append((below, child))

@@ -141,6 +141,7 @@ def test_invalid_batch_reports_its_reason() -> None:
             assert entry["status"] == "INVALID"
             [invalid] = entry["invalid_transactions"]
             assert "insufficient balance: 100 < 1000" in invalid["message"]
+            assert invalid["id"] == too_much.transactions[0].header_signature
             assert "block_id" not in entry
 
     run(scenario())

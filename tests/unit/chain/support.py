@@ -86,6 +86,10 @@ class KvExecutor:
         self._state = state
         self.calls = 0
 
+    def waiting_reason(self, batch: Batch) -> str | None:
+        families = {t.header.family_name for t in batch.transactions}
+        return "waiting for family 'later'" if "later" in families else None
+
     def execute(self, batches: Sequence[Batch], base_state_root: bytes) -> ExecutionOutcome:
         self.calls += 1
         view = self._state.view(base_state_root)

@@ -10,16 +10,18 @@ from tests.unit.chain.support import BatchFactory, KvExecutor, SoftwareSigner, k
 from trusted_ledger.chain import (
     CHAIN_COLUMN_FAMILIES,
     BatchPool,
+    BatchStatus,
     BlockPublisher,
     ChainStore,
     PublisherLimits,
+    batch_status,
 )
 from trusted_ledger.chain.proposal import proposal_rounds_max
 from trusted_ledger.custody import Position
 from trusted_ledger.custody.guard import Watermark
 from trusted_ledger.errors import InternalError, InvalidInput, ProposalRefused
 from trusted_ledger.storage import MemoryDatabase
-from trusted_ledger.txn import Batch, build_batch
+from trusted_ledger.txn import Batch, TransactionBuilder, build_batch
 
 
 def test_publish_commits_pending_batches_in_order(node: Node, factory: BatchFactory) -> None:
@@ -182,3 +184,34 @@ def test_dropping_a_batch_re_executes_until_every_batch_is_valid(
     assert node.pool.rejection(needs_k.header_signature) == "k is not set"
     _, validator = make_follower(node)
     validator.validate(block)
+
+
+def _later_batch(factory: BatchFactory, dependencies: tuple[str, ...] = ()) -> Batch:
+    """A batch of family 'later', which the test executor does not serve yet."""
+    builder = TransactionBuilder(factory.key, "later", "1.0")
+    transaction = builder.build(
+        b"x", inputs=["aaaaaa"], outputs=["aaaaaa"], dependencies=dependencies
+    )
+    return build_batch(factory.key, [transaction])
+
+
+def test_unserved_family_waits_in_the_pool_with_its_reason(
+    node: Node, factory: BatchFactory
+) -> None:
+    """No processor for a family is not a verdict: the batch stays pending (status says
+    why), a batch depending on it waits too, and the batches around them commit."""
+    waiting = _later_batch(factory)
+    dependent = factory.batch("set b 1", dependencies=[waiting.transactions[0].header_signature])
+    after = factory.batch("set a 1")
+    for batch in (waiting, dependent, after):
+        node.pool.add(batch, GENESIS_MS)
+    block = node.publisher.publish(GENESIS_MS + 10)
+    assert block is not None and block.batches == (after,)
+    report = batch_status(waiting.header_signature, node.store, node.pool)
+    assert report.status is BatchStatus.PENDING
+    assert report.reason == "waiting for family 'later'"
+    dependent_report = batch_status(dependent.header_signature, node.store, node.pool)
+    assert dependent_report.status is BatchStatus.PENDING
+    assert dependent_report.reason is not None and "itself waiting" in dependent_report.reason
+    assert node.pool.rejection(dependent.header_signature) is None
+    assert node.publisher.publish(GENESIS_MS + 20) is None  # still nothing it can execute

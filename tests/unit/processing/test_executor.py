@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from trusted_ledger.errors import (
+    FamilyNotServed,
     HandlerLimitExceeded,
     InvalidInput,
     TransactionProcessingFailed,
@@ -19,6 +20,7 @@ from trusted_ledger.processing import (
     HandlerContext,
     HandlerRegistry,
     ParallelScheduler,
+    Scheduler,
     SerialScheduler,
     TransactionHandler,
 )
@@ -28,15 +30,19 @@ from trusted_ledger.processing.context import (
     events_per_transaction_max,
     receipt_data_entries_max,
 )
-from trusted_ledger.processing.families.intkey import IntkeyHandler, intkey_address
+from trusted_ledger.processing.families.intkey import (
+    IntkeyHandler,
+    intkey_address,
+    intkey_payload,
+)
 from trusted_ledger.state import (
     EMPTY_ROOT,
     STATE_NODES_COLUMN_FAMILY,
     StateStore,
     TransactionContext,
 )
-from trusted_ledger.storage import RocksDatabase
-from trusted_ledger.txn import Transaction
+from trusted_ledger.storage import MemoryDatabase, RocksDatabase
+from trusted_ledger.txn import Transaction, TransactionBuilder, build_batch
 
 from .support import (
     KEYS,
@@ -195,3 +201,18 @@ def test_parallel_scheduler_runs_independent_transactions_at_once() -> None:
     txns = [transaction(KEYS[0], "rendezvous", bytes([i]), [], []) for i in range(4)]
     execution = chain.run([batch(t) for t in txns], ParallelScheduler(workers=4))
     assert all(r.valid for r in execution.batch_results)
+
+
+@pytest.mark.parametrize("scheduler", schedulers(), ids=lambda s: s.name)
+def test_unserved_family_is_never_a_verdict(scheduler: Scheduler) -> None:
+    """A family no handler serves (an external processor not connected) stops the block's
+    execution with a transient error instead of rejecting: another node with the processor
+    connected would accept the same batch."""
+    store = StateStore(MemoryDatabase([STATE_NODES_COLUMN_FAMILY]))
+    executor = BlockExecutor(HandlerRegistry([IntkeyHandler()]), store, scheduler)
+    for family, version in (("nosuch", "1.0"), ("intkey", "2.0")):
+        address = intkey_address("a")
+        builder = TransactionBuilder(KEYS[0], family, version)
+        unserved = builder.build(intkey_payload("set", "a", 1), inputs=[address], outputs=[address])
+        with pytest.raises(FamilyNotServed):
+            executor.execute(EMPTY_ROOT, [build_batch(KEYS[0], [unserved])])
