@@ -69,5 +69,22 @@ install_python_env() {
     printf '%s\n' "$digest" >"$stamp"
 }
 
+# The official Sawtooth Python SDK, for the compatibility tests of external processors
+# (docs/processor-kit.md). Installed here with --no-deps, not in pyproject's dev extras (which
+# cannot say --no-deps): its declared dependencies are secp256k1 (a compiled binding, wheels
+# for few platforms, otherwise built from source), colorlog, toml and PyYAML, used only by
+# its signing, logging and config helpers; a processor needs pyzmq and protobuf, both ours.
+# Skipped when this version is installed already.
+SAWTOOTH_SDK_VERSION=1.2.5
+install_sawtooth_sdk() {
+    if [ "$("$VENV/bin/python" -m pip show sawtooth-sdk 2>/dev/null | sed -n 's/^Version: //p')" \
+        = "$SAWTOOTH_SDK_VERSION" ]; then
+        return
+    fi
+    log "installing sawtooth-sdk $SAWTOOTH_SDK_VERSION (without its dependencies)"
+    "$VENV/bin/python" -m pip install -q --no-deps "sawtooth-sdk==$SAWTOOTH_SDK_VERSION"
+}
+
 install_system_packages
 install_python_env
+install_sawtooth_sdk

@@ -266,6 +266,18 @@ class TransactionProcessingFailed(InternalError):
         self.transaction_id = transaction_id
 
 
+# --- processor: the external transaction processor kit -------------------------------------
+
+
+class ValidatorUnavailable(TemporarilyUnavailable):
+    """The processor's node did not answer in time or the connection to it dropped.
+
+    Within a transaction this is never a verdict: the kit answers INTERNAL_ERROR while the
+    connection stands (the node retries), and nothing once it dropped (the node re-dispatches
+    the transaction to a processor it can reach).
+    """
+
+
 # --- chain: blocks, commit certificates, the chain store, the batch pool ------------------
 
 
@@ -475,3 +487,40 @@ class KeyFileError(ConfigurationError):
 
 class KeyFileExists(KeyFileError):
     """``keygen`` would overwrite an existing key file."""
+
+
+# --- processing: external processors (Sawtooth's TP protocol over ZMQ; docs/processors.md) --
+
+
+class ProcessorProtocolError(InvalidInput):
+    """A processor sent a frame or message that breaks the protocol (size, encoding, type,
+    order); the server drops that processor and goes on serving the others."""
+
+
+class ProcessorRegistrationRefused(InvalidInput):
+    """A TP_REGISTER_REQUEST the server answers with ERROR; the message says which rule."""
+
+
+class ProcessorRejectedTransaction(InvalidTransaction):
+    """The processor answered INVALID_TRANSACTION: a deterministic rejection, its message
+    is the reason recorded for the batch."""
+
+
+class ProcessorInternalError(InternalError):
+    """The processor answered INTERNAL_ERROR: this node's processor failed, not the
+    transaction; the runner retries with a fresh context, within its bound."""
+
+
+class ProcessorUnavailable(FamilyNotServed):
+    """No live processor is registered for the family version (none ever, or every one was
+    dropped): the transaction waits until one registers."""
+
+
+class ProcessorBusy(TemporarilyUnavailable):
+    """Every processor of the family version stayed at its occupancy for the whole request
+    timeout, or the server's outgoing queue is full."""
+
+
+class ProcessorServerFailed(ConfigurationError):
+    """The processor endpoint cannot be bound (address in use, bad endpoint) or the server
+    thread is not running."""

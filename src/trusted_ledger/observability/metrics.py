@@ -184,6 +184,37 @@ PROCESSING_SCHEDULER_PARALLELISM = Histogram(
     registry=REGISTRY,
 )
 
+# --- processing: external processors over ZMQ (issue 5) --------------------------------------
+# ``family`` labels are families that registered (at most ``families_max`` per registry).
+
+PROCESSOR_REQUESTS_TOTAL = Counter(
+    "tl_processor_requests_total",
+    "TP_PROCESS requests answered or abandoned, by family and result (ok, invalid, "
+    "internal_error, unavailable, busy).",
+    ["family", "result"],
+    registry=REGISTRY,
+)
+PROCESSOR_REQUEST_SECONDS = Histogram(
+    "tl_processor_request_seconds",
+    "Time from TP_PROCESS sent to its response (state round trips included), by family.",
+    ["family"],
+    # A loopback round trip is ~100 us; a handler doing a few state calls ~1 ms.
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0, 5.0, 30.0),
+    registry=REGISTRY,
+)
+PROCESSOR_REGISTERED = Gauge(
+    "tl_processor_registered",
+    "External processors registered (one per connection and family version), by family.",
+    ["family"],
+    registry=REGISTRY,
+)
+PROCESSOR_REDISPATCH_TOTAL = Counter(
+    "tl_processor_redispatch_total",
+    "Transactions sent again to another processor because theirs was dropped, by family.",
+    ["family"],
+    registry=REGISTRY,
+)
+
 # --- api: the REST API ------------------------------------------------------------------------
 # ``route`` labels are route templates from the API's route table ("/blocks/{block_id}"), or
 # "unmatched": a client cannot grow the label set by requesting invented paths.

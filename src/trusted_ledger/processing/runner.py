@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from trusted_ledger.errors import (
+    FamilyNotServed,
     InternalError,
     InvalidInput,
     InvalidTransaction,
@@ -123,7 +124,9 @@ class TransactionRunner:
             try:
                 handler.apply(transaction, context)
                 return context
-            except InvalidInput:
+            except (InvalidInput, FamilyNotServed):
+                # FamilyNotServed: the family's last processor left mid-block. Not a handler
+                # failure to retry: the block stops, and its batches wait for a processor.
                 raise
             except (InternalError, TemporarilyUnavailable) as exc:
                 if attempt >= self._retries_max:

@@ -1,0 +1,108 @@
+"""External processors against a running node, end to end (issue 5): batches submitted over
+the REST API, processed by processors in their own processes, committed, state read back.
+
+Two processors: the kit's provenance example (``trusted-ledger processor run``) and an
+intkey-style handler written with the official Sawtooth Python SDK (run under the family
+name ``sdkkey``, since a processor may not shadow the node's built-in intkey).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.util
+import time
+from pathlib import Path
+
+import cbor2
+import pytest
+
+from tests.node.support import NodeProcess, init_node, post_batches, request, statuses
+from tests.unit.processor.support import ProcessorProcess
+from trusted_ledger.processor.examples.provenance import (
+    ItemRecord,
+    handover_operation,
+    item_address,
+    register_operation,
+)
+from trusted_ledger.txn import Batch, SigningKey, TransactionBuilder, build_batch
+
+pytestmark = [pytest.mark.hsm, pytest.mark.timeout(180)]
+SDK_FAMILY = "sdkkey"
+needs_sdk = pytest.mark.skipif(
+    importlib.util.find_spec("sawtooth_sdk") is None,
+    reason="sawtooth-sdk not installed (scripts/setup.sh installs it)",
+)
+
+
+def _committed(url: str, batches: list[Batch]) -> None:
+    """Submit and wait until committed. Submitted before the processor has registered, a
+    batch waits in the pool (its family not served yet), so no registration wait is needed."""
+    ids = [b.id for b in batches]
+    status, body = post_batches(url, batches)
+    assert status == 202, body
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = statuses(url, ids, wait_s=5)
+        if all(found[i]["status"] == "COMMITTED" for i in ids):
+            return
+        assert not any(found[i]["status"] == "INVALID" for i in ids), found
+    raise AssertionError(f"not committed in 60 s: {statuses(url, ids)}")
+
+
+def _state(url: str, address: str) -> bytes:
+    status, body = request(f"{url}/state/{address}")
+    assert status == 200, body
+    return base64.b64decode(body["data"])
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> NodeProcess:
+    init_node(tmp_path / "node")
+    process = NodeProcess(tmp_path / "node", tmp_path / "node.log")
+    assert process.processors is not None, "the node printed no processors: line"
+    yield process  # type: ignore[misc]
+    process.terminate()
+
+
+def test_provenance_processor_end_to_end(node: NodeProcess, tmp_path: Path) -> None:
+    assert node.processors is not None
+    factory, carrier = SigningKey.generate(), SigningKey.generate()
+    with ProcessorProcess.kit(node.processors, tmp_path / "provenance.log") as processor:
+        register = register_operation("pallet-1", "40 crates")
+        handover = handover_operation("pallet-1", carrier.public_key_hex)
+        first = TransactionBuilder(factory, "provenance", "1.0").build(
+            register.payload, inputs=register.inputs, outputs=register.outputs
+        )
+        second = TransactionBuilder(factory, "provenance", "1.0").build(
+            handover.payload, inputs=handover.inputs, outputs=handover.outputs
+        )
+        _committed(node.url, [build_batch(factory, [first]), build_batch(factory, [second])])
+        record = ItemRecord.decode(_state(node.url, item_address("pallet-1")))
+        assert record.holder == carrier.public_key_hex
+        assert [(e.seq, e.from_holder, e.transaction_id) for e in record.history] == [
+            (0, None, first.id),
+            (1, factory.public_key_hex, second.id),
+        ]
+        assert processor.terminate() == 0, processor.log()
+
+
+@needs_sdk
+def test_sawtooth_sdk_processor_end_to_end(node: NodeProcess, tmp_path: Path) -> None:
+    assert node.processors is not None
+    key = SigningKey.generate()
+    namespace = hashlib.sha512(SDK_FAMILY.encode()).hexdigest()[:6]
+    address = namespace + hashlib.sha512(b"apples").hexdigest()[-64:]
+    builder = TransactionBuilder(key, SDK_FAMILY, "1.0")
+    with ProcessorProcess.sdk_intkey(node.processors, tmp_path / "sdk.log", SDK_FAMILY):
+        batches = [
+            build_batch(key, [builder.build(cbor2.dumps(payload), inputs=[address],
+                                            outputs=[address])])
+            for payload in (
+                {"Verb": "set", "Name": "apples", "Value": 40},
+                {"Verb": "inc", "Name": "apples", "Value": 2},
+            )
+        ]  # fmt: skip
+        _committed(node.url, batches[:1])
+        _committed(node.url, batches[1:])
+        assert cbor2.loads(_state(node.url, address)) == {"apples": 42}

@@ -1,0 +1,1 @@
+"""Tests of the external processor kit, its example family and the Sawtooth SDK shim."""
