@@ -68,16 +68,29 @@ def node(tmp_path: Path) -> NodeProcess:
 def test_provenance_processor_end_to_end(node: NodeProcess, tmp_path: Path) -> None:
     assert node.processors is not None
     factory, carrier = SigningKey.generate(), SigningKey.generate()
+    register = register_operation("pallet-1", "40 crates")
+    handover = handover_operation("pallet-1", carrier.public_key_hex)
+    first = TransactionBuilder(factory, "provenance", "1.0").build(
+        register.payload, inputs=register.inputs, outputs=register.outputs
+    )
+    second = TransactionBuilder(factory, "provenance", "1.0").build(
+        handover.payload, inputs=handover.inputs, outputs=handover.outputs
+    )
+    batches = [build_batch(factory, [first]), build_batch(factory, [second])]
+    # Before any provenance processor is connected the batches wait, saying why.
+    assert post_batches(node.url, batches)[0] == 202
+    deadline = time.monotonic() + 20
+    while True:
+        found = statuses(node.url, [batches[0].id])[batches[0].id]
+        assert found["status"] == "PENDING", found
+        if "provenance" in found.get("waiting", ""):
+            break
+        assert time.monotonic() < deadline, found
+        time.sleep(0.2)
     with ProcessorProcess.kit(node.processors, tmp_path / "provenance.log") as processor:
-        register = register_operation("pallet-1", "40 crates")
-        handover = handover_operation("pallet-1", carrier.public_key_hex)
-        first = TransactionBuilder(factory, "provenance", "1.0").build(
-            register.payload, inputs=register.inputs, outputs=register.outputs
-        )
-        second = TransactionBuilder(factory, "provenance", "1.0").build(
-            handover.payload, inputs=handover.inputs, outputs=handover.outputs
-        )
-        _committed(node.url, [build_batch(factory, [first]), build_batch(factory, [second])])
+        _committed(node.url, batches)
+        connected = request(f"{node.url}/status")[1]["data"]["processors"]
+        assert [(p["family"], p["version"]) for p in connected] == [("provenance", "1.0")]
         record = ItemRecord.decode(_state(node.url, item_address("pallet-1")))
         assert record.holder == carrier.public_key_hex
         assert [(e.seq, e.from_holder, e.transaction_id) for e in record.history] == [

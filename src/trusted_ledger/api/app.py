@@ -502,6 +502,17 @@ class Handlers:
             "pending_batches": len(services.pool),
             "pending_bytes": services.pool.byte_size,
             "scheduler": services.scheduler_name,
+            "processors": [
+                {
+                    "family": p.family,
+                    "version": p.version,
+                    "namespaces": list(p.namespaces),
+                    "max_occupancy": p.max_occupancy,
+                    "in_flight": p.in_flight,
+                    "dispatched": p.dispatched,
+                }
+                for p in services.processors()
+            ],
         }
         return web.json_response({"data": data, "link": str(request.url)})
 

@@ -55,6 +55,18 @@ _STATUS_DATA = r.obj(
         "pending_batches": r.INTEGER,
         "pending_bytes": r.INTEGER,
         "scheduler": {"type": "string", "enum": ["serial", "parallel"]},
+        "processors": r.array(
+            r.obj(
+                {
+                    "family": r.STRING,
+                    "version": r.STRING,
+                    "namespaces": r.array(r.STRING),
+                    "max_occupancy": r.INTEGER,
+                    "in_flight": r.INTEGER,
+                    "dispatched": r.INTEGER,
+                }
+            )
+        ),
     }
 )
 

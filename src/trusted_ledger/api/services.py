@@ -55,6 +55,20 @@ class NodeServices:
     """Thread-safe; called after batches were accepted so a block is cut without delay."""
     limits: TxnLimits = DEFAULT_LIMITS
     clock_ms: Callable[[], int] = field(default=wall_clock_ms)
+    processors: Callable[[], list[ProcessorSummary]] = field(default=lambda: [])
+    """The external transaction processors connected now (``/status``)."""
+
+
+@dataclass(frozen=True)
+class ProcessorSummary:
+    """One connected external processor, as ``/status`` shows it."""
+
+    family: str
+    version: str
+    namespaces: tuple[str, ...]
+    max_occupancy: int
+    in_flight: int
+    dispatched: int
 
 
 def pending_transaction_ids(pool: BatchPool) -> set[str]:

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from trusted_ledger.api import ApiServer, NodeServices
+from trusted_ledger.api.services import ProcessorSummary
 from trusted_ledger.chain import (
     CHAIN_COLUMN_FAMILIES,
     BatchPool,
@@ -251,18 +252,6 @@ async def serve(config: NodeConfig, *, on_ready: Callable[[Endpoints], None] | N
         if publisher_loop is not None:
             publisher_loop.wake()
 
-    api = ApiServer(
-        NodeServices(
-            store=store,
-            pool=pool,
-            node_public_key=parts.public_key,
-            scheduler_name=config.processing.scheduler,
-            wake_publisher=wake,
-        )
-    )
-    publisher_loop = PublisherLoop(
-        parts.publisher, pool, lambda _block: api.notify_committed(), failed
-    )
     processors = None
     if config.processors.bind:
         from trusted_ledger.processing.tp import ProcessorServer  # noqa: PLC0415
@@ -272,6 +261,30 @@ async def serve(config: NodeConfig, *, on_ready: Callable[[Endpoints], None] | N
             config.processors.bind,
             request_timeout_s=config.processors.request_timeout_ms / 1000,
         )
+
+    def connected() -> list[ProcessorSummary]:
+        if processors is None:
+            return []
+        return [
+            ProcessorSummary(
+                p.family, p.version, p.namespaces, p.max_occupancy, p.in_flight, p.dispatched
+            )
+            for p in processors.processors()
+        ]
+
+    api = ApiServer(
+        NodeServices(
+            store=store,
+            pool=pool,
+            node_public_key=parts.public_key,
+            scheduler_name=config.processing.scheduler,
+            wake_publisher=wake,
+            processors=connected,
+        )
+    )
+    publisher_loop = PublisherLoop(
+        parts.publisher, pool, lambda _block: api.notify_committed(), failed
+    )
     try:
         processors_endpoint = processors.start() if processors is not None else None
         port = await api.start(config.api.host, config.api.port)

@@ -1,0 +1,1 @@
+"""Tests of the consensus state machine (issue 6)."""
