@@ -79,23 +79,7 @@ class HandlerContext:
         data: bytes = b"",
     ) -> None:
         """Emit an event; subscribers see it only if the transaction's batch commits."""
-        if len(self._events) >= events_per_transaction_max:
-            raise HandlerLimitExceeded(
-                f"more than events_per_transaction_max={events_per_transaction_max} events"
-            )
-        _check_text(event_type, "event type", event_type_chars_max)
-        pairs = tuple(attributes)
-        if len(pairs) > event_attributes_max:
-            raise HandlerLimitExceeded(
-                f"{len(pairs)} event attributes exceed event_attributes_max={event_attributes_max}"
-            )
-        for key, value in pairs:
-            _check_text(key, "event attribute key", event_attribute_chars_max)
-            _check_text(value, "event attribute value", event_attribute_chars_max, empty_ok=True)
-        if not isinstance(data, bytes) or len(data) > event_data_bytes_max:
-            raise HandlerLimitExceeded(
-                f"event data must be bytes of at most event_data_bytes_max={event_data_bytes_max}"
-            )
+        pairs = check_event(event_type, attributes, data, emitted=len(self._events))
         self._events.append(Event(event_type, pairs, data))
 
     # --- read by the executor after ``apply`` returns ----------------------------------------
@@ -115,6 +99,32 @@ class HandlerContext:
     @property
     def receipt_data(self) -> tuple[bytes, ...]:
         return tuple(self._data)
+
+
+def check_event(
+    event_type: str, attributes: Iterable[tuple[str, str]], data: bytes, *, emitted: int
+) -> tuple[tuple[str, str], ...]:
+    """The bounds of one more event after ``emitted`` ones; its attributes as a tuple. One
+    rule for every context (in process, or an external processor's), so that a handler's
+    verdict does not depend on where it runs."""
+    if emitted >= events_per_transaction_max:
+        raise HandlerLimitExceeded(
+            f"more than events_per_transaction_max={events_per_transaction_max} events"
+        )
+    _check_text(event_type, "event type", event_type_chars_max)
+    pairs = tuple(attributes)
+    if len(pairs) > event_attributes_max:
+        raise HandlerLimitExceeded(
+            f"{len(pairs)} event attributes exceed event_attributes_max={event_attributes_max}"
+        )
+    for key, value in pairs:
+        _check_text(key, "event attribute key", event_attribute_chars_max)
+        _check_text(value, "event attribute value", event_attribute_chars_max, empty_ok=True)
+    if not isinstance(data, bytes) or len(data) > event_data_bytes_max:
+        raise HandlerLimitExceeded(
+            f"event data must be bytes of at most event_data_bytes_max={event_data_bytes_max}"
+        )
+    return pairs
 
 
 def _check_count(items: Sequence[str] | Mapping[str, bytes], call: str) -> None:

@@ -28,16 +28,12 @@ from trusted_ledger.errors import (
 )
 from trusted_ledger.processing.context import (
     addresses_per_state_call_max,
-    event_attribute_chars_max,
-    event_attributes_max,
-    event_data_bytes_max,
-    event_type_chars_max,
-    events_per_transaction_max,
+    check_event,
     receipt_data_bytes_max,
     receipt_data_entries_max,
 )
 from trusted_ledger.processor._connection import Response, ValidatorConnection
-from trusted_ledger.state import validate_address, value_bytes_max
+from trusted_ledger.state import check_input, check_output, value_bytes_max
 from trusted_ledger.txn import TransactionHeader
 from trusted_ledger.txn.protos import events_pb2, state_context_pb2, validator_pb2
 
@@ -151,23 +147,7 @@ class RemoteContext:
         data: bytes = b"",
     ) -> None:
         """Emit an event; subscribers see it only if the transaction's batch commits."""
-        if self._events >= events_per_transaction_max:
-            raise HandlerLimitExceeded(
-                f"more than events_per_transaction_max={events_per_transaction_max} events"
-            )
-        _check_text(event_type, "event type", event_type_chars_max)
-        pairs = tuple(attributes)
-        if len(pairs) > event_attributes_max:
-            raise HandlerLimitExceeded(
-                f"{len(pairs)} event attributes exceed event_attributes_max={event_attributes_max}"
-            )
-        for key, value in pairs:
-            _check_text(key, "event attribute key", event_attribute_chars_max)
-            _check_text(value, "event attribute value", event_attribute_chars_max, empty_ok=True)
-        if not isinstance(data, bytes) or len(data) > event_data_bytes_max:
-            raise HandlerLimitExceeded(
-                f"event data must be bytes of at most event_data_bytes_max={event_data_bytes_max}"
-            )
+        pairs = check_event(event_type, attributes, data, emitted=self._events)
         event = events_pb2.Event(
             event_type=event_type,
             attributes=[events_pb2.Event.Attribute(key=k, value=v) for k, v in pairs],
@@ -193,20 +173,10 @@ class RemoteContext:
         return response.content
 
     def _check_input(self, address: str) -> None:
-        validate_address(address)
-        if not any(address.startswith(prefix) for prefix in self._inputs):
-            raise UndeclaredInput(
-                f"read of {address} is outside the transaction's declared inputs",
-                hint="declare this address, or a prefix of it, among the transaction's inputs",
-            )
+        check_input(address, self._inputs)
 
     def _check_output(self, address: str) -> None:
-        validate_address(address)
-        if not any(address.startswith(prefix) for prefix in self._outputs):
-            raise UndeclaredOutput(
-                f"write of {address} is outside the transaction's declared outputs",
-                hint="declare this address, or a prefix of it, among the transaction's outputs",
-            )
+        check_output(address, self._outputs)
 
 
 def _check_ok(status: int, what: str) -> None:
@@ -221,12 +191,4 @@ def _check_count(items: Sequence[str] | Mapping[str, bytes], call: str) -> None:
         raise HandlerLimitExceeded(
             f"{call} with {len(items)} addresses exceeds "
             f"addresses_per_state_call_max={addresses_per_state_call_max}"
-        )
-
-
-def _check_text(text: object, what: str, chars_max: int, *, empty_ok: bool = False) -> None:
-    chars_min = 0 if empty_ok else 1
-    if not isinstance(text, str) or not chars_min <= len(text) <= chars_max:
-        raise HandlerLimitExceeded(
-            f"{what} must be a string of {chars_min}..{chars_max} characters"
         )

@@ -15,7 +15,12 @@ from trusted_ledger.state.addresses import (
     validate_address,
     validate_prefix,
 )
-from trusted_ledger.state.context import TransactionContext, declared_prefixes_max
+from trusted_ledger.state.context import (
+    TransactionContext,
+    check_input,
+    check_output,
+    declared_prefixes_max,
+)
 from trusted_ledger.state.encoding import (
     EMPTY_ROOT,
     NODE_HASH_DOMAIN,
@@ -47,6 +52,8 @@ __all__ = [
     "TransactionContext",
     "address_from_bytes",
     "address_to_bytes",
+    "check_input",
+    "check_output",
     "declared_prefixes_max",
     "decode_node",
     "encode_branch",

@@ -39,6 +39,27 @@ def _covered(address: str, prefixes: tuple[str, ...]) -> bool:
     return any(address.startswith(prefix) for prefix in prefixes)
 
 
+def check_input(address: str, inputs: tuple[str, ...]) -> None:
+    """Refuse a read outside the declared ``inputs``: the one rule, for every context that
+    serves a transaction's reads (in process, or for an external processor)."""
+    validate_address(address)
+    if not _covered(address, inputs):
+        raise UndeclaredInput(
+            f"read of {address} is outside the transaction's declared inputs",
+            hint="declare this address, or a prefix of it, among the transaction's inputs",
+        )
+
+
+def check_output(address: str, outputs: tuple[str, ...]) -> None:
+    """Refuse a write or delete outside the declared ``outputs``."""
+    validate_address(address)
+    if not _covered(address, outputs):
+        raise UndeclaredOutput(
+            f"write of {address} is outside the transaction's declared outputs",
+            hint="declare this address, or a prefix of it, among the transaction's outputs",
+        )
+
+
 class TransactionContext:
     """What one transaction may see and change, on top of a base state.
 
@@ -71,12 +92,7 @@ class TransactionContext:
         return self._writes
 
     def get(self, address: str) -> bytes | None:
-        validate_address(address)
-        if not _covered(address, self.inputs):
-            raise UndeclaredInput(
-                f"read of {address} is outside the transaction's declared inputs",
-                hint="declare this address, or a prefix of it, among the transaction's inputs",
-            )
+        check_input(address, self.inputs)
         if address in self._writes:
             return self._writes[address]  # a transaction reads its own writes
         if address in self._reads:
@@ -95,7 +111,7 @@ class TransactionContext:
         return found
 
     def set(self, address: str, value: bytes) -> None:
-        self._check_output(address)
+        check_output(address, self.outputs)
         if not isinstance(value, bytes):
             raise InvalidInput(f"state values are bytes, not {type(value).__name__}")
         if len(value) > value_bytes_max:
@@ -105,13 +121,5 @@ class TransactionContext:
         self._writes[address] = value
 
     def delete(self, address: str) -> None:
-        self._check_output(address)
+        check_output(address, self.outputs)
         self._writes[address] = None
-
-    def _check_output(self, address: str) -> None:
-        validate_address(address)
-        if not _covered(address, self.outputs):
-            raise UndeclaredOutput(
-                f"write of {address} is outside the transaction's declared outputs",
-                hint="declare this address, or a prefix of it, among the transaction's outputs",
-            )

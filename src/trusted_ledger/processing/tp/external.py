@@ -21,7 +21,6 @@ from trusted_ledger.errors import (
     HandlerLimitExceeded,
     InvalidInput,
     ProcessorProtocolError,
-    UndeclaredOutput,
 )
 from trusted_ledger.processing.context import (
     HandlerContext,
@@ -36,7 +35,7 @@ from trusted_ledger.processing.context import (
 )
 from trusted_ledger.processing.handler import TransactionHandler
 from trusted_ledger.processing.receipts import Event
-from trusted_ledger.state import validate_address, value_bytes_max
+from trusted_ledger.state import check_output, value_bytes_max
 from trusted_ledger.txn import Transaction
 
 if TYPE_CHECKING:
@@ -199,12 +198,7 @@ class AttemptBuffer:
     def _check_output(self, address: str) -> None:
         # The same rule as state.TransactionContext applies on write: the buffer must refuse
         # at request time what the context would refuse at apply time.
-        validate_address(address)
-        if not any(address.startswith(prefix) for prefix in self._outputs):
-            raise UndeclaredOutput(
-                f"write of {address} is outside the transaction's declared outputs",
-                hint="declare this address, or a prefix of it, among the transaction's outputs",
-            )
+        check_output(address, self._outputs)
 
 
 def _check_count(count: int, call: str) -> None:
