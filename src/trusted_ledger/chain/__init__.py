@@ -26,7 +26,7 @@ from trusted_ledger.chain.certificate import (
 from trusted_ledger.chain.execution import BatchResult, BlockExecutor, ExecutionOutcome
 from trusted_ledger.chain.pool import BatchPool, PendingBatch
 from trusted_ledger.chain.proposal import build_genesis, sign_proposal, single_node_certificate
-from trusted_ledger.chain.publisher import BlockPublisher, PublisherLimits
+from trusted_ledger.chain.publisher import BlockPublisher, ProposedBlock, PublisherLimits
 from trusted_ledger.chain.signing import ChainSigner, CustodyChainSigner
 from trusted_ledger.chain.status import BatchStatus, BatchStatusReport, batch_status
 from trusted_ledger.chain.store import CHAIN_COLUMN_FAMILIES, ChainHead, ChainStore
@@ -53,6 +53,7 @@ __all__ = [
     "ExecutionOutcome",
     "Membership",
     "PendingBatch",
+    "ProposedBlock",
     "PublisherLimits",
     "Vote",
     "batch_root",

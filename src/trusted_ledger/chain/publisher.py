@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from trusted_ledger.chain.block import Block, block_batches_max, block_bytes_max
+from trusted_ledger.chain.certificate import CommitCertificate
 from trusted_ledger.chain.dependencies import unmet_dependencies
 from trusted_ledger.chain.execution import BlockExecutor, ExecutionOutcome
 from trusted_ledger.chain.pool import BatchPool, PendingBatch
@@ -44,6 +45,14 @@ class PublisherLimits:
             raise InvalidInput("block_bytes_max must leave room within the format's bound")
         if self.block_interval_ms < 0:
             raise InvalidInput("block_interval_ms must not be negative")
+
+
+@dataclass(frozen=True)
+class ProposedBlock:
+    """A signed block and the execution that produced its state root (to commit with it)."""
+
+    block: Block
+    outcome: ExecutionOutcome
 
 
 class BlockPublisher:
@@ -87,6 +96,16 @@ class BlockPublisher:
         return block
 
     def _publish(self, now_ms: int) -> Block | None:
+        proposed = self.propose(now_ms)
+        if proposed is None:
+            return None
+        self.commit(proposed, single_node_certificate(self._signer, proposed.block))
+        return proposed.block
+
+    def propose(self, now_ms: int, first_round: int = 0) -> ProposedBlock | None:
+        """Cut, execute and sign (at the first round from ``first_round`` the guard allows)
+        the next block, without committing it: what a BFT proposer offers its peers. None
+        if nothing valid waits."""
         head = self._store.head
         if head is None:
             raise InternalError("publish needs a genesis block; commit one first")
@@ -106,13 +125,17 @@ class BlockPublisher:
             batches=batches,
             # Never before the parent: validators refuse time running backwards.
             timestamp_ms=max(now_ms, head.timestamp_ms),
+            first_round=first_round,
         )
-        certificate = single_node_certificate(self._signer, block)
-        # The pending rows of the block's batches go in the block's own atomic write.
+        return ProposedBlock(block, outcome)
+
+    def commit(self, proposed: ProposedBlock, certificate: CommitCertificate) -> None:
+        """Commit a block this node executed (proposed, or validated as a peer's) with its
+        certificate, in one write that also drops the block's pending rows."""
+        block, outcome = proposed.block, proposed.outcome
         pending_keys = self._pool.pending_keys(block.batch_ids)
         self._store.commit(block, certificate, outcome.state_update, outcome.receipts, pending_keys)
         self._pool.remove(block.batch_ids)
-        return block
 
     def _drop_replays(self, candidates: Sequence[PendingBatch]) -> list[Batch]:
         """Candidates minus batches already committed (removed) and batches whose

@@ -13,13 +13,16 @@ from trusted_ledger.chain import (
     BatchStatus,
     BlockPublisher,
     ChainStore,
+    CommitCertificate,
+    Membership,
     PublisherLimits,
     batch_status,
+    sign_commit_vote,
 )
 from trusted_ledger.chain.proposal import proposal_rounds_max
 from trusted_ledger.custody import Position
 from trusted_ledger.custody.guard import Watermark
-from trusted_ledger.errors import InternalError, InvalidInput, ProposalRefused
+from trusted_ledger.errors import CertificateInvalid, InternalError, InvalidInput, ProposalRefused
 from trusted_ledger.storage import MemoryDatabase
 from trusted_ledger.txn import Batch, TransactionBuilder, build_batch
 
@@ -215,3 +218,37 @@ def test_unserved_family_waits_in_the_pool_with_its_reason(
     assert dependent_report.reason is not None and "itself waiting" in dependent_report.reason
     assert node.pool.rejection(dependent.header_signature) is None
     assert node.publisher.publish(GENESIS_MS + 20) is None  # still nothing it can execute
+
+
+def test_propose_then_commit_with_a_quorum_certificate(node: Node, factory: BatchFactory) -> None:
+    """The BFT split of publish: a proposal changes nothing until it is committed with a
+    certificate of other members' votes, which a follower accepts too."""
+    others = [SoftwareSigner() for _ in range(3)]
+    membership = Membership([node.signer.public_key, *(s.public_key for s in others)])
+    follower_store, validator = make_follower(node)
+    validator.membership = membership
+    batch = factory.batch("set a 7")
+    node.pool.add(batch, GENESIS_MS)
+    proposed = node.publisher.propose(GENESIS_MS + 10)
+    assert proposed is not None
+    head = node.store.head
+    assert head is not None and head.number == 0 and batch.header_signature in node.pool
+    block = proposed.block
+    assert validator.validate(block).state_root == proposed.outcome.state_root
+    header = block.header
+    votes = [
+        sign_commit_vote(signer, header.chain_id, header.number, header.consensus_round, block.id)
+        for signer in others  # a quorum of 4 is 3: the proposer's own vote is not needed
+    ]
+    certificate = CommitCertificate.from_votes(
+        header.chain_id, header.number, header.consensus_round, block.id, votes
+    )
+    node.publisher.commit(proposed, certificate)
+    validator.commit(block, certificate)
+    assert node.store.head == follower_store.head
+    assert batch.header_signature not in node.pool
+    too_few = CommitCertificate.from_votes(
+        header.chain_id, header.number, header.consensus_round, block.id, votes[:2]
+    )
+    with pytest.raises(CertificateInvalid, match="quorum"):
+        too_few.verify(membership, block)
