@@ -448,7 +448,7 @@ class Consensus:
                 continue
             self._decision = block_id
             precommits = sorted(
-                (v for v in messages.precommits.values() if v.block_id == block_id),
+                messages.voters(VoteKind.PRECOMMIT, block_id).values(),
                 key=lambda vote: vote.voter,
             )
             out.append(Decide(self._height, consensus_round, block_id, tuple(precommits)))
