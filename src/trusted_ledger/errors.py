@@ -524,3 +524,64 @@ class ProcessorBusy(TemporarilyUnavailable):
 class ProcessorServerFailed(ConfigurationError):
     """The processor endpoint cannot be bound (address in use, bad endpoint) or the server
     thread is not running."""
+
+
+# --- testing: the deterministic simulation (testing/sim; docs/simulation.md) -----------------
+
+
+class SimulationViolation(InternalError):
+    """A checker of a simulated run found an invariant broken (a fork, a bad certificate,
+    diverging state roots, a stalled chain): a bug in consensus or in the simulator. The
+    run's report names the seed that replays it exactly."""
+
+
+class SimulationLimitExceeded(InternalError):
+    """A simulated run outgrew one of its bounds (pending events, a node's buffers): a storm
+    of timers or messages, which is a bug, not a load to be absorbed."""
+
+
+class SimulationConfigInvalid(InvalidInput):
+    """A simulation configuration that cannot be run (more Byzantine members than the
+    membership tolerates, an unknown behaviour, a partition that never heals...)."""
+
+
+# --- network: the authenticated peer transport (docs/network.md) ------------------------------
+# Every class carries ``reason``: a short name from a closed set (the metric label and the log
+# field), so that a remote peer can never grow the label set. The caller's move: close the
+# connection, log the reason, and (for a member) reconnect later.
+
+
+class PeerFault(TrustedLedgerError):
+    """Mixin: a failure of one peer connection, named by a ``reason`` from a closed set."""
+
+    def __init__(self, message: str, *, reason: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason
+
+
+class PeerProtocolError(PeerFault, InvalidInput):
+    """A peer sent bytes that break the wire format (length, encoding, message type or
+    order): the connection is closed, the server goes on serving the others."""
+
+
+class HandshakeRefused(PeerFault, VerificationFailed):
+    """A well-formed handshake that does not check out: wrong chain or version, a signature
+    that does not verify, a transcript that does not decrypt, a key that is no member."""
+
+
+class ChannelBroken(PeerFault, VerificationFailed):
+    """A transport frame failed authentication (tampered, replayed, reordered or forged):
+    nothing more is read from that connection."""
+
+
+class PeerDisconnected(PeerFault, TemporarilyUnavailable):
+    """The connection is closed (by either side, a timeout or a full queue); reconnect."""
+
+
+# --- node: the BFT driver and its consensus wire format (docs/bft-driver.md) ------------------
+
+
+class MalformedConsensusMessage(InvalidInput):
+    """Consensus message bytes from a peer that break the wire format (magic, version, kind,
+    a length or bound, trailing bytes); the message names the field. The driver drops the
+    message and counts it: one bad peer message never stops consensus."""

@@ -240,3 +240,91 @@ API_BATCHES_TOTAL = Counter(
     ["result"],
     registry=REGISTRY,
 )
+
+# --- network: the authenticated peer transport (issue 6) -------------------------------------
+# ``reason`` labels come from closed sets in ``network.peer`` (never from peer input).
+
+NETWORK_PEERS_CONNECTED = Gauge(
+    "tl_network_peers_connected",
+    "Peer connections with a completed handshake, by role (initiator, responder).",
+    ["role"],
+    registry=REGISTRY,
+)
+NETWORK_HANDSHAKES_TOTAL = Counter(
+    "tl_network_handshakes_total",
+    "Handshakes completed, by role (initiator, responder).",
+    ["role"],
+    registry=REGISTRY,
+)
+NETWORK_HANDSHAKE_FAILURES_TOTAL = Counter(
+    "tl_network_handshake_failures_total",
+    "Handshakes that failed, by role and reason (timeout, malformed, bad_signature, "
+    "not_admitted, ...).",
+    ["role", "reason"],
+    registry=REGISTRY,
+)
+NETWORK_HANDSHAKE_SECONDS = Histogram(
+    "tl_network_handshake_seconds",
+    "Time from TCP connect to a completed handshake (one HSM signature per side included).",
+    ["role"],
+    # Loopback with software keys: ~1 ms; an HSM signature adds 0.1-5 ms, a WAN 3 RTTs.
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
+    registry=REGISTRY,
+)
+NETWORK_BYTES_TOTAL = Counter(
+    "tl_network_bytes_total",
+    "Bytes on peer connections after the handshake, frame headers and tags included, by "
+    "direction (in, out).",
+    ["direction"],
+    registry=REGISTRY,
+)
+NETWORK_MESSAGES_TOTAL = Counter(
+    "tl_network_messages_total",
+    "Application messages on peer connections, by direction and message type.",
+    ["direction", "type"],
+    registry=REGISTRY,
+)
+NETWORK_DISCONNECTS_TOTAL = Counter(
+    "tl_network_disconnects_total",
+    "Established peer connections closed, by reason (local_close, remote_closed, "
+    "auth_failed, protocol_violation, outbound_queue_full, ...).",
+    ["reason"],
+    registry=REGISTRY,
+)
+
+# --- consensus: the BFT driver (node/bft.py, issue 6) ----------------------------------------
+# ``kind`` labels: proposal, prevote, precommit; ``reason`` labels come from a closed set in
+# node/bft.py (never from peer input).
+
+CONSENSUS_HEIGHT = Gauge(
+    "tl_consensus_height",
+    "The height the consensus machine is deciding (the committed head + 1).",
+    registry=REGISTRY,
+)
+CONSENSUS_ROUND = Gauge(
+    "tl_consensus_round",
+    "The consensus round at the current height.",
+    registry=REGISTRY,
+)
+CONSENSUS_ROUND_CHANGES_TOTAL = Counter(
+    "tl_consensus_round_changes_total",
+    "Rounds started above round 0 (a timeout or f+1 members ahead): each is a failed round.",
+    registry=REGISTRY,
+)
+CONSENSUS_DECISIONS_TOTAL = Counter(
+    "tl_consensus_decisions_total",
+    "Heights decided and committed by this node's consensus driver.",
+    registry=REGISTRY,
+)
+CONSENSUS_MESSAGES_TOTAL = Counter(
+    "tl_consensus_messages_total",
+    "Consensus messages, by direction (in, out), kind (proposal, prevote, precommit) and "
+    "result (accepted, sent, dropped reasons: malformed, not_member, bad_signature, ...).",
+    ["direction", "kind", "result"],
+    registry=REGISTRY,
+)
+CONSENSUS_MISBEHAVIOUR_TOTAL = Counter(
+    "tl_consensus_misbehaviour_reports_total",
+    "Members caught signing two different messages at one (height, round, step).",
+    registry=REGISTRY,
+)
