@@ -21,6 +21,7 @@ CONFIG_FILE_NAME = "node.toml"
 API_BIND_DEFAULT = "127.0.0.1:8008"
 SCHEDULERS = ("serial", "parallel")
 LOG_FORMATS = ("json", "console")
+CONSENSUS_MODES = ("single", "bft")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -93,6 +94,25 @@ class ProcessorsSection:
 
 
 @dataclass(frozen=True)
+class ConsensusSection:
+    mode: str = "single"
+    """``single``: this node alone proposes and certifies (development, one bank);
+    ``bft``: Tendermint among the members listed in ``members_file`` (docs/consensus.md)."""
+    members_file: str = ""
+    """bft: a TOML file listing every member (name, public key, peer address); the same
+    file on every node. Relative to this configuration file."""
+    propose_timeout_ms: int = 1000
+    vote_timeout_ms: int = 500
+    """Prevote and precommit timeouts; each grows by half its base per round."""
+
+
+@dataclass(frozen=True)
+class NetworkSection:
+    bind: str = "127.0.0.1:7000"
+    """Where peers connect (bft mode); the address other members list for this node."""
+
+
+@dataclass(frozen=True)
 class LoggingSection:
     level: str = "info"
     format: str = "json"
@@ -109,6 +129,8 @@ class NodeConfig:
     publisher: PublisherSection = field(default_factory=PublisherSection)
     processing: ProcessingSection = field(default_factory=ProcessingSection)
     processors: ProcessorsSection = field(default_factory=ProcessorsSection)
+    consensus: ConsensusSection = field(default_factory=ConsensusSection)
+    network: NetworkSection = field(default_factory=NetworkSection)
     logging: LoggingSection = field(default_factory=LoggingSection)
 
     def resolve(self, path: str) -> Path:
@@ -140,6 +162,8 @@ _SECTIONS: dict[str, type[Any]] = {
     "publisher": PublisherSection,
     "processing": ProcessingSection,
     "processors": ProcessorsSection,
+    "consensus": ConsensusSection,
+    "network": NetworkSection,
     "logging": LoggingSection,
 }
 
@@ -236,6 +260,15 @@ def _check(config: NodeConfig) -> None:
     if bind and not (bind.startswith("tcp://") and bind.rpartition(":")[2].isdigit()):
         _bad(config, "processors.bind", f"must be tcp://HOST:PORT or empty, got {bind!r}")
     _positive(config, "processors.request_timeout_ms", config.processors.request_timeout_ms)
+    if config.consensus.mode not in CONSENSUS_MODES:
+        _bad(config, "consensus.mode", f"must be one of {CONSENSUS_MODES}")
+    if config.consensus.mode == "bft" and not config.consensus.members_file:
+        _bad(config, "consensus.members_file", "must name the members file in bft mode")
+    _positive(config, "consensus.propose_timeout_ms", config.consensus.propose_timeout_ms)
+    _positive(config, "consensus.vote_timeout_ms", config.consensus.vote_timeout_ms)
+    peer_host, _, peer_port = config.network.bind.rpartition(":")
+    if not peer_host or not peer_port.isdigit() or not 0 <= int(peer_port) <= 65535:
+        _bad(config, "network.bind", f"must be HOST:PORT, got {config.network.bind!r}")
     if config.logging.level not in LOG_LEVELS:
         _bad(config, "logging.level", f"must be one of {LOG_LEVELS}")
     if config.logging.format not in LOG_FORMATS:
