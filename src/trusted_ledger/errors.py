@@ -585,3 +585,11 @@ class MalformedConsensusMessage(InvalidInput):
     """Consensus message bytes from a peer that break the wire format (magic, version, kind,
     a length or bound, trailing bytes); the message names the field. The driver drops the
     message and counts it: one bad peer message never stops consensus."""
+
+
+# --- node: the consortium (members file, catch-up wire; docs/consortium.md) -------------------
+
+
+class MalformedCatchUpMessage(InvalidInput):
+    """A BLOCK_REQUEST or BLOCK_RESPONSE payload that breaks its format (magic, version, a
+    length or bound, trailing bytes): the peer that sent it is disconnected."""

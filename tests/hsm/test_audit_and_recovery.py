@@ -19,7 +19,12 @@ from trusted_ledger.custody.audit import AuditLog
 from trusted_ledger.custody.audit_verify import verify_trail
 from trusted_ledger.custody.guard import Position, SigningGuard
 from trusted_ledger.custody.signer import CustodySigner
-from trusted_ledger.errors import HsmUnavailable, SigningRefused, TemporarilyUnavailable
+from trusted_ledger.errors import (
+    HsmUnavailable,
+    InvalidInput,
+    SigningRefused,
+    TemporarilyUnavailable,
+)
 from trusted_ledger.observability.metrics import REGISTRY
 
 pytestmark = pytest.mark.timeout(300)
@@ -64,6 +69,29 @@ def test_audited_signing_with_checkpoints_verifies_offline(token: TokenEnv, tmp_
     broken = run_cli(token.env, "audit", "verify", str(tmp_path / "tampered.jsonl"))
     assert broken.returncode == 1
     assert "record 4: record hash mismatch" in broken.stdout
+
+
+def test_every_consensus_purpose_is_audited_and_unknown_ones_never_sign(
+    softhsm: TokenEnv, tmp_path: Path
+) -> None:
+    """The BFT driver signs proposals, prevotes and precommits: each purpose has its audit
+    record; a purpose the trail cannot record is refused before the token is used."""
+    pool = shared_pool(softhsm)
+    label = f"purpose-{uuid.uuid4().hex[:8]}"
+    key = pool.generate_key(label, softhsm.profile.default_algorithm)
+    log = AuditLog(tmp_path / "audit.jsonl")
+    signer = CustodySigner(pool, label, audit=log)
+    with pytest.raises(InvalidInput, match="unknown purpose 'bogus'"):
+        signer.sign(b"\x02" * 32, purpose="bogus")
+    for result in ("ok", "error"):  # no attempt was made: none was timed
+        labels = {"purpose": "bogus", "result": result}
+        assert REGISTRY.get_sample_value("tl_custody_sign_seconds_count", labels) is None
+    for purpose in ("block", "prevote", "vote"):
+        signer.sign(hashlib.sha256(purpose.encode()).digest(), purpose=purpose)
+    log.close()
+    records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_bytes().splitlines()]
+    assert [r["purpose"] for r in records] == ["block", "prevote", "vote"]
+    assert verify_trail((tmp_path / "audit.jsonl").read_bytes().splitlines(), key.public_key).ok
 
 
 def _sample(name: str, labels: dict[str, str]) -> float:

@@ -258,6 +258,12 @@ class Handlers:
             # The batches are durably queued, so the answer is still 202: the publisher
             # also cuts blocks on its interval, and a 5xx would only invite a resubmission.
             _log.exception("api_wake_publisher_failed")
+        try:
+            self.services.on_accepted(body)
+        except Exception:
+            # Gossip is best effort: the batches are in this node's pool and it proposes
+            # them at its turn.
+            _log.exception("api_on_accepted_failed")
         ids = ",".join(batch.header_signature for batch in batch_list.batches)
         link = f"{request.url.origin()}/batch_statuses?id={ids}"
         return web.json_response({"link": link}, status=202)
@@ -494,7 +500,7 @@ class Handlers:
             "timestamp_ms": head.timestamp_ms,
         }  # fmt: skip
         key = services.node_public_key
-        data = {
+        data: dict[str, object] = {
             "chain_id": services.store.chain_id,
             "version": __version__,
             "node": {"public_key": key.spki_der.hex(), "fingerprint": key.fingerprint},
@@ -514,6 +520,15 @@ class Handlers:
                 for p in services.processors()
             ],
         }
+        consensus = services.consensus()
+        if consensus is not None:
+            data["consensus"] = {
+                "mode": "bft",
+                "height": consensus.height,
+                "round": consensus.round,
+                "peers_connected": consensus.peers_connected,
+                "members": consensus.members,
+            }
         return web.json_response({"data": data, "link": str(request.url)})
 
     async def get_metrics(self, request: web.Request) -> web.Response:

@@ -67,7 +67,17 @@ _STATUS_DATA = r.obj(
                 }
             )
         ),
-    }
+        "consensus": r.obj(
+            {
+                "mode": r.STRING,
+                "height": {"type": ["integer", "null"]},
+                "round": {"type": ["integer", "null"]},
+                "peers_connected": r.INTEGER,
+                "members": r.INTEGER,
+            }
+        ),
+    },
+    optional=["consensus"],
 )
 
 

@@ -57,6 +57,11 @@ class NodeServices:
     clock_ms: Callable[[], int] = field(default=wall_clock_ms)
     processors: Callable[[], list[ProcessorSummary]] = field(default=lambda: [])
     """The external transaction processors connected now (``/status``)."""
+    on_accepted: Callable[[bytes], None] = field(default=lambda _batch_list: None)
+    """Called on the API's event loop with each batch list's bytes once accepted into the
+    pool (bft mode: gossip to the other members)."""
+    consensus: Callable[[], ConsensusSummary | None] = field(default=lambda: None)
+    """bft mode: where consensus stands (``/status``); None in single mode."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,17 @@ class ProcessorSummary:
     max_occupancy: int
     in_flight: int
     dispatched: int
+
+
+@dataclass(frozen=True)
+class ConsensusSummary:
+    """A bft node's consensus, as ``/status`` shows it."""
+
+    height: int | None
+    """The height being decided; None while catching up."""
+    round: int | None
+    peers_connected: int
+    members: int
 
 
 def pending_transaction_ids(pool: BatchPool) -> set[str]:

@@ -137,6 +137,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         # The processor endpoint first: "node ready" is the last line a supervisor waits for.
         if endpoints.processors:
             print(f"processors: {endpoints.processors}", flush=True)
+        if endpoints.peers:
+            print(f"peers: {endpoints.peers}", flush=True)
         print(f"node ready: {endpoints.api_url} (chain {config.node.chain_id})", flush=True)
 
     return asyncio.run(serve(config, on_ready=ready))

@@ -31,7 +31,9 @@ from trusted_ledger.observability.metrics import CUSTODY_AUDIT_RECORDS_TOTAL
 RECORD_DOMAIN = b"trusted-ledger/audit-record/v1\n"
 CHECKPOINT_DOMAIN = b"trusted-ledger/audit-checkpoint/v1\n"
 GENESIS_PREV = "0" * 64
-PURPOSES = ("block", "vote", "proposal", "handshake", "checkpoint", "transaction", "test")
+PURPOSES = (
+    "block", "vote", "prevote", "proposal", "handshake", "checkpoint", "transaction", "test",
+)  # fmt: skip
 RESULTS = ("ok", "error", "refused")
 TAIL_READ_BYTES = 64 * 1024
 CHECKPOINT_EVERY_RECORDS_DEFAULT = 1000

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from trusted_ledger.custody.audit import AuditLog, CheckpointSignature
+from trusted_ledger.custody.audit import PURPOSES, AuditLog, CheckpointSignature
 from trusted_ledger.custody.guard import Position, SigningGuard
 from trusted_ledger.custody.inventory import KeyInfo
 from trusted_ledger.custody.keyspec import DIGEST_BYTES, PublicKey, Signature, normalise_ecdsa
@@ -63,6 +63,10 @@ class CustodySigner:
         """Sign ``digest``; with a ``position`` the guard must allow it first."""
         if len(digest) != DIGEST_BYTES:
             raise InvalidInput(f"digest must be {DIGEST_BYTES} bytes, got {len(digest)}")
+        if purpose not in PURPOSES:
+            # Checked before the key is used: a signature whose use cannot be recorded must
+            # never be made (every signature has its audit record, invariant 4).
+            raise InvalidInput(f"unknown purpose {purpose!r}; one of {', '.join(PURPOSES)}")
         started = time.perf_counter()
         position_list = position.as_list() if position is not None else None
         try:

@@ -276,6 +276,13 @@ class BftDriver:
         if self._worker is not None:
             self._worker.shutdown(wait=False, cancel_futures=True)
 
+    async def wait_stopped(self) -> None:
+        """After ``stop``: wait until chain work that was running has finished, so the store,
+        publisher and validator can be handed to someone else (catch-up, a new driver)
+        without two threads ever using them at once."""
+        if self._worker is not None:
+            await asyncio.to_thread(self._worker.shutdown, wait=True)
+
     def on_message(self, data: bytes) -> None:
         """Inbound bytes from a peer: decode, authenticate, feed the machine."""
         if self._stopped or self._loop is None:

@@ -53,6 +53,7 @@ from trusted_ledger.node.custody_setup import (
 from trusted_ledger.processing.families.identity import identity_genesis_changes
 from trusted_ledger.processing.families.settings import AUTHORIZED_KEYS, settings_genesis_changes
 from trusted_ledger.processing.genesis import genesis_update
+from trusted_ledger.state import StateUpdate
 from trusted_ledger.storage import RocksDatabase
 from trusted_ledger.txn import SigningKey
 
@@ -86,7 +87,8 @@ class InitResult:
     admin_key_file: Path | None
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
+    """Write a secret (PIN, client key) once: mode 600 from creation, never overwriting."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -95,9 +97,8 @@ def _write_private(path: Path, text: str) -> None:
         os.fsync(handle.fileno())
 
 
-def _embedded_softhsm(directory: Path) -> tuple[CustodySection, Pin]:
-    """A private SoftHSM token for this node: configuration, token store and PINs."""
-    hsm = directory / "hsm"
+def write_softhsm_conf(hsm: Path) -> Path:
+    """A SoftHSM configuration whose token store is ``hsm/tokens`` (created here)."""
     tokens = hsm / "tokens"
     tokens.mkdir(parents=True, mode=0o700)
     conf = hsm / "softhsm2.conf"
@@ -106,10 +107,23 @@ def _embedded_softhsm(directory: Path) -> tuple[CustodySection, Pin]:
         "log.level = ERROR\nslots.removable = false\n",
         encoding="utf-8",
     )
+    return conf
+
+
+def create_softhsm_token(directory: Path, label: str) -> Pin:
+    """A new SoftHSM token ``label`` with random PINs kept in ``directory/secrets/`` (mode
+    600); SOFTHSM2_CONF must already name the store. Returns the user PIN."""
     user_pin = secrets.token_hex(_PIN_BYTES)
     so_pin = secrets.token_hex(_PIN_BYTES)
-    _write_private(directory / "secrets" / "user.pin", user_pin + "\n")
-    _write_private(directory / "secrets" / "so.pin", so_pin + "\n")
+    write_private(directory / "secrets" / "user.pin", user_pin + "\n")
+    write_private(directory / "secrets" / "so.pin", so_pin + "\n")
+    init_token(load_profile("softhsm2"), label, Pin(so_pin), Pin(user_pin))
+    return Pin(user_pin)
+
+
+def _embedded_softhsm(directory: Path) -> tuple[CustodySection, Pin]:
+    """A private SoftHSM token for this node: configuration, token store and PINs."""
+    conf = write_softhsm_conf(directory / "hsm")
     section = CustodySection(
         profile="softhsm2",
         token="tl-node",  # noqa: S106 - a token label, not a secret
@@ -117,19 +131,33 @@ def _embedded_softhsm(directory: Path) -> tuple[CustodySection, Pin]:
         softhsm_conf="hsm/softhsm2.conf",
     )
     use_softhsm_conf(conf)
-    profile = load_profile(section.profile)
-    init_token(profile, section.token, Pin(so_pin), Pin(user_pin))
-    return section, Pin(user_pin)
+    return section, create_softhsm_token(directory, section.token)
+
+
+def make_admin_key(directory: Path) -> tuple[str, Path]:
+    """A new client key (secp256k1) in ``directory/keys/admin.priv``: the first admin."""
+    key = SigningKey.generate()
+    path = directory / "keys" / f"{ADMIN_KEY_NAME}.priv"
+    write_private(path, key.secret_hex() + "\n")
+    (path.with_suffix(".pub")).write_text(key.public_key_hex + "\n", encoding="utf-8")
+    return key.public_key_hex, path
 
 
 def _admin_keys(options: InitOptions) -> tuple[list[str], Path | None]:
     if options.admin_keys:
         return list(options.admin_keys), None
-    key = SigningKey.generate()
-    path = options.directory / "keys" / f"{ADMIN_KEY_NAME}.priv"
-    _write_private(path, key.secret_hex() + "\n")
-    (path.with_suffix(".pub")).write_text(key.public_key_hex + "\n", encoding="utf-8")
-    return [key.public_key_hex], path
+    public_key, path = make_admin_key(options.directory)
+    return [public_key], path
+
+
+def genesis_state(store: ChainStore, admin_keys: Sequence[str]) -> StateUpdate:
+    """The initial state: ``admin_keys`` hold the identity ``admin`` role and are the
+    settings voters. Every node of a consortium computes it alike (same root)."""
+    return genesis_update(
+        store.state,
+        identity_genesis_changes(admin_keys),
+        settings_genesis_changes({AUTHORIZED_KEYS: ",".join(admin_keys)}),
+    )
 
 
 def _check_options(options: InitOptions) -> None:
@@ -190,11 +218,7 @@ def init_node(options: InitOptions, *, clock_ms: int | None = None) -> InitResul
         db = RocksDatabase(config.chain_dir, CHAIN_COLUMN_FAMILIES, create=True)
         try:
             store = ChainStore(db, options.chain_id)
-            initial = genesis_update(
-                store.state,
-                identity_genesis_changes(admin_keys),
-                settings_genesis_changes({AUTHORIZED_KEYS: ",".join(admin_keys)}),
-            )
+            initial = genesis_state(store, admin_keys)
             now = clock_ms if clock_ms is not None else int(time.time() * 1000)
             block, certificate = build_genesis(signer, options.chain_id, initial, now)
             store.commit(block, certificate, initial, {})

@@ -111,6 +111,14 @@ class NetworkSection:
     bind: str = "127.0.0.1:7000"
     """Where peers connect (bft mode); the address other members list for this node."""
 
+    @property
+    def host(self) -> str:
+        return self.bind.rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.bind.rsplit(":", 1)[1])
+
 
 @dataclass(frozen=True)
 class LoggingSection:
@@ -148,6 +156,11 @@ class NodeConfig:
     @property
     def guard_path(self) -> Path:
         return self.data_dir / "guard" / f"{self.custody.key_label}.guard"
+
+    @property
+    def consensus_state_path(self) -> Path:
+        """bft: the consensus machine's durable state (round, step, lock)."""
+        return self.data_dir / "consensus" / "state.json"
 
     @property
     def audit_path(self) -> Path:

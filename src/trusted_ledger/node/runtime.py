@@ -26,26 +26,34 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from trusted_ledger.api import ApiServer, NodeServices
-from trusted_ledger.api.services import ProcessorSummary
+from trusted_ledger.api.services import ConsensusSummary, ProcessorSummary
 from trusted_ledger.chain import (
     CHAIN_COLUMN_FAMILIES,
     BatchPool,
     Block,
     BlockPublisher,
+    BlockValidator,
     ChainStore,
+    Membership,
     PublisherLimits,
 )
 from trusted_ledger.chain.processing_executor import ProcessingBlockExecutor
+from trusted_ledger.chain.signing import ChainSigner
+from trusted_ledger.consensus import TimeoutConfig
 from trusted_ledger.custody import AuditLog, PublicKey
 from trusted_ledger.errors import (
     ConfigurationError,
     TemporarilyUnavailable,
     TransactionProcessingFailed,
 )
+from trusted_ledger.node.catchup import ConsensusStateFile
 from trusted_ledger.node.config import NodeConfig
+from trusted_ledger.node.consortium import Consortium, ConsortiumSettings, listen
 from trusted_ledger.node.custody_setup import node_chain_signer, open_audit_log, open_token
+from trusted_ledger.node.members import load_members
 from trusted_ledger.observability.logging import get_logger
 from trusted_ledger.processing import (
     HandlerRegistry,
@@ -56,6 +64,9 @@ from trusted_ledger.processing import (
 from trusted_ledger.processing.families import builtin_registry
 from trusted_ledger.processing.families.identity import IdentitySubmissionPolicy
 from trusted_ledger.storage import RocksDatabase
+
+if TYPE_CHECKING:
+    from trusted_ledger.processing.tp import ProcessorServer
 
 EXIT_OK = 0
 EXIT_PUBLISHER_FAILED = 70
@@ -172,6 +183,9 @@ class NodeParts:
     public_key: PublicKey
     registry: HandlerRegistry
     """Built-in families, and the external processors that register while the node runs."""
+    signer: ChainSigner
+    """The node's guarded custody signer (blocks, votes, handshakes)."""
+    executor: ProcessingBlockExecutor
 
     def close(self) -> None:
         self.db.close()
@@ -223,7 +237,9 @@ def open_node(config: NodeConfig) -> NodeParts:
         db.close()
         audit.close()
         raise
-    return NodeParts(config, db, audit, store, pool, publisher, signer.public_key, registry)
+    return NodeParts(
+        config, db, audit, store, pool, publisher, signer.public_key, registry, signer, executor
+    )
 
 
 @dataclass(frozen=True)
@@ -232,46 +248,124 @@ class Endpoints:
 
     api_url: str
     processors: str | None
+    peers: str | None = None
+    """bft mode: ``HOST:PORT`` where this node accepts its peers."""
+
+
+def open_consortium(
+    config: NodeConfig, parts: NodeParts, on_commit: Callable[[Block], None]
+) -> Consortium:
+    """bft mode: the members file, this node's place in it, the validator over the
+    members' keys and the durable consensus state (docs/consortium.md)."""
+    members_path = config.resolve(config.consensus.members_file)
+    members = load_members(members_path)
+    mine = parts.public_key.fingerprint
+    if not any(member.fingerprint == mine for member in members):
+        raise ConfigurationError(
+            f"this node's key {mine[:16]} is not a member in {members_path}",
+            hint="the members file must list this node's custody key "
+            "(`trusted-ledger node key` shows it); every node uses the same file",
+        )
+    validator = BlockValidator(
+        parts.store, parts.executor, Membership(m.public_key for m in members)
+    )
+    state_file = ConsensusStateFile(config.consensus_state_path)
+    timeouts = TimeoutConfig(
+        propose_ms=config.consensus.propose_timeout_ms,
+        propose_delta_ms=config.consensus.propose_timeout_ms // 2,
+        prevote_ms=config.consensus.vote_timeout_ms,
+        prevote_delta_ms=config.consensus.vote_timeout_ms // 2,
+        precommit_ms=config.consensus.vote_timeout_ms,
+        precommit_delta_ms=config.consensus.vote_timeout_ms // 2,
+    )
+    return Consortium(
+        store=parts.store,
+        pool=parts.pool,
+        publisher=parts.publisher,
+        validator=validator,
+        signer=parts.signer,
+        members=members,
+        persist=state_file.save,
+        restored=state_file.load(),
+        clock_ms=wall_clock_ms,
+        settings=ConsortiumSettings(timeouts=timeouts),
+        on_commit=on_commit,
+    )
+
+
+def _processor_server(config: NodeConfig, parts: NodeParts) -> ProcessorServer | None:
+    if not config.processors.bind:
+        return None
+    from trusted_ledger.processing.tp import ProcessorServer  # noqa: PLC0415
+
+    return ProcessorServer(
+        parts.registry,
+        config.processors.bind,
+        request_timeout_s=config.processors.request_timeout_ms / 1000,
+    )
+
+
+def _consensus_summary(consortium: Consortium | None) -> ConsensusSummary | None:
+    if consortium is None:
+        return None
+    return ConsensusSummary(
+        consortium.height, consortium.round, consortium.peers_connected, len(consortium.members)
+    )
+
+
+def _log_ready(config: NodeConfig, parts: NodeParts, endpoints: Endpoints) -> None:
+    head = parts.store.head
+    assert head is not None
+    log.info(
+        "node.ready",
+        chain_id=config.node.chain_id,
+        url=endpoints.api_url,
+        height=head.number,
+        pending_batches=len(parts.pool),
+        scheduler=config.processing.scheduler,
+        processors=endpoints.processors,
+        consensus=config.consensus.mode,
+        peers=endpoints.peers,
+    )
+
+
+def _processor_summaries(processors: ProcessorServer | None) -> list[ProcessorSummary]:
+    if processors is None:
+        return []
+    return [
+        ProcessorSummary(
+            p.family, p.version, p.namespaces, p.max_occupancy, p.in_flight, p.dispatched
+        )
+        for p in processors.processors()
+    ]
 
 
 async def serve(config: NodeConfig, *, on_ready: Callable[[Endpoints], None] | None = None) -> int:
-    """Run the node until SIGTERM/SIGINT (status 0) or a publisher failure (status 70)."""
+    """Run the node until SIGTERM/SIGINT (status 0) or a publisher failure (status 70).
+
+    ``consensus.mode = "single"``: the publisher thread cuts and certifies every block.
+    ``"bft"``: the consortium (peer mesh, BFT driver, gossip, catch-up) decides blocks with
+    the other members; the API's accepted batches are gossiped to them."""
     parts = open_node(config)
     store, pool = parts.store, parts.pool
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     failure: list[BaseException] = []
+    bft = config.consensus.mode == "bft"
 
     def failed(exc: BaseException) -> None:
         failure.append(exc)
         loop.call_soon_threadsafe(stop.set)
 
     publisher_loop: PublisherLoop | None = None
+    consortium: Consortium | None = None
 
     def wake() -> None:
+        # bft: the driver polls its pool every idle_poll_ms; nothing to wake.
         if publisher_loop is not None:
             publisher_loop.wake()
 
-    processors = None
-    if config.processors.bind:
-        from trusted_ledger.processing.tp import ProcessorServer  # noqa: PLC0415
-
-        processors = ProcessorServer(
-            parts.registry,
-            config.processors.bind,
-            request_timeout_s=config.processors.request_timeout_ms / 1000,
-        )
-
-    def connected() -> list[ProcessorSummary]:
-        if processors is None:
-            return []
-        return [
-            ProcessorSummary(
-                p.family, p.version, p.namespaces, p.max_occupancy, p.in_flight, p.dispatched
-            )
-            for p in processors.processors()
-        ]
-
+    processors = _processor_server(config, parts)
     api = ApiServer(
         NodeServices(
             store=store,
@@ -279,38 +373,43 @@ async def serve(config: NodeConfig, *, on_ready: Callable[[Endpoints], None] | N
             node_public_key=parts.public_key,
             scheduler_name=config.processing.scheduler,
             wake_publisher=wake,
-            processors=connected,
+            processors=lambda: _processor_summaries(processors),
+            on_accepted=lambda body: None if consortium is None else consortium.gossip(body),
+            consensus=lambda: _consensus_summary(consortium),
         )
     )
-    publisher_loop = PublisherLoop(
-        parts.publisher, pool, lambda _block: api.notify_committed(), failed
-    )
+    peers_endpoint: str | None = None
     try:
+        if bft:
+            consortium = open_consortium(config, parts, lambda _block: api.notify_committed())
+        else:
+            publisher_loop = PublisherLoop(
+                parts.publisher, pool, lambda _block: api.notify_committed(), failed
+            )
         processors_endpoint = processors.start() if processors is not None else None
         port = await api.start(config.api.host, config.api.port)
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        publisher_loop.start()
+        if consortium is not None:
+            server = await listen(config.network.bind, consortium.peer_settings)
+            peers_endpoint = f"{config.network.host}:{server.port}"
+            consortium.start(server)
+        if publisher_loop is not None:
+            publisher_loop.start()
         api.set_ready(True)
-        head = store.head
-        assert head is not None
-        url = f"http://{config.api.host}:{port}"
-        log.info(
-            "node.ready",
-            chain_id=config.node.chain_id,
-            url=url,
-            height=head.number,
-            pending_batches=len(pool),
-            scheduler=config.processing.scheduler,
-            processors=processors_endpoint,
+        endpoints = Endpoints(
+            f"http://{config.api.host}:{port}", processors_endpoint, peers_endpoint
         )
+        _log_ready(config, parts, endpoints)
         if on_ready is not None:
-            on_ready(Endpoints(url, processors_endpoint))
+            on_ready(endpoints)
         await stop.wait()
     finally:
         api.set_ready(False)
-        if publisher_loop.running:
+        if publisher_loop is not None and publisher_loop.running:
             await loop.run_in_executor(None, publisher_loop.stop)
+        if consortium is not None:
+            await consortium.stop()
         await api.stop()
         if processors is not None:
             processors.stop()

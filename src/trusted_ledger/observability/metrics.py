@@ -328,3 +328,30 @@ CONSENSUS_MISBEHAVIOUR_TOTAL = Counter(
     "Members caught signing two different messages at one (height, round, step).",
     registry=REGISTRY,
 )
+
+# --- node: the consortium (peer mesh, batch gossip, catch-up; docs/consortium.md) ------------
+
+CONSORTIUM_PEERS_CONNECTED = Gauge(
+    "tl_consortium_peers_connected",
+    "Members this node has a live connection with (of the members file's n - 1).",
+    registry=REGISTRY,
+)
+CONSORTIUM_GOSSIP_BATCHES_TOTAL = Counter(
+    "tl_consortium_gossip_batches_total",
+    "Batches gossiped, by direction (out, in) and result (sent, accepted, duplicate, "
+    "invalid, rejected, pool_full, dropped).",
+    ["direction", "result"],
+    registry=REGISTRY,
+)
+CONSORTIUM_CATCHUP_BLOCKS_TOTAL = Counter(
+    "tl_consortium_catchup_blocks_total",
+    "Blocks handled by catch-up, by result (committed, served, rejected).",
+    ["result"],
+    registry=REGISTRY,
+)
+CONSORTIUM_PEER_FAULTS_TOTAL = Counter(
+    "tl_consortium_peer_faults_total",
+    "Peers disconnected by this node for what they sent, by reason.",
+    ["reason"],
+    registry=REGISTRY,
+)
