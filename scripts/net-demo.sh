@@ -55,11 +55,12 @@ print(f"{code}: 1000.00 issued to each of {', '.join(m.name for m in members)} v
 latencies: list[float] = []
 started = time.monotonic()
 submitted: list[tuple[int, list[str], float]] = []
-for round_ in range(transfers):
+for _ in range(transfers):
     for index, bank in enumerate(banks):
         payee = banks[(index + 1) % len(banks)]
         sent = time.monotonic()
-        submitted.append((index, [bank.transfer(code, payee.account, 1_00 + round_)], sent))
+        amount = (index + 1) * 1_00  # bank-a pays 1.00 a time, bank-d 4.00: balances move
+        submitted.append((index, [bank.transfer(code, payee.account, amount)], sent))
 for index, ids, sent in submitted:
     committed(clients[index], ids, "transfer")
     latencies.append(time.monotonic() - sent)
