@@ -5,7 +5,8 @@
 # Creates the consortium in var/net on the first run (TL_NET_DIR to choose another; each
 # member its own SoftHSM token, chain and ports), starts it with `net up`, and stops it with
 # `net down` at the end, also on error or Ctrl-C. TL_DEMO_TRANSFERS sets the transfers per
-# bank (default 25). docs/local-consortium.md explains the layout and the commands.
+# bank (default 25). With TL_DEMO_KEEP=1 (what `make run` sets) the consortium keeps running
+# after the demo until Ctrl-C. docs/local-consortium.md explains the layout and the commands.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh >/dev/null
@@ -103,3 +104,15 @@ echo "== net status"
 "$CLI" net status --dir "$NET_DIR"
 echo
 echo "logs: $NET_DIR/bank-*/node.log (JSON lines); key usage trails: $NET_DIR/bank-*/audit/"
+if [ "${TL_DEMO_KEEP:-0}" = "1" ]; then
+    cat <<HELP
+
+The consortium keeps running (Ctrl-C stops it). As a user of the ledger, in another terminal:
+  $CLI keygen alice
+  $CLI asset create EUR --kind currency --decimals 2 --key $NET_DIR/keys/admin.priv --url http://127.0.0.1:7800
+  $CLI asset issue EUR --to alice --amount 50.00 --key $NET_DIR/keys/admin.priv --url http://127.0.0.1:7801
+  $CLI asset balance EUR --key alice --url http://127.0.0.1:7803
+  $CLI net status --dir $NET_DIR
+HELP
+    while true; do sleep 3600; done
+fi
