@@ -18,22 +18,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.unit.api.support import ADMIN, batch_of, intkey_txn
 from tests.unit.chain.support import SoftwareSigner
+from tests.unit.node.support import intkey_batches, member_chains
 from trusted_ledger.chain import (
-    CHAIN_COLUMN_FAMILIES,
     BatchPool,
     Block,
     BlockPublisher,
     BlockValidator,
     ChainStore,
     CommitCertificate,
-    Membership,
-    PublisherLimits,
-    build_genesis,
 )
 from trusted_ledger.chain.block import BLOCK_MAGIC, FORMAT_VERSION
-from trusted_ledger.chain.processing_executor import ProcessingBlockExecutor
 from trusted_ledger.chain.wire import u16, u32
 from trusted_ledger.consensus import (
     PersistentState,
@@ -55,14 +50,9 @@ from trusted_ledger.node.bft_wire import (
     encode_proposal,
     encode_vote,
 )
-from trusted_ledger.processing.families import IdentitySubmissionPolicy, builtin_registry
-from trusted_ledger.processing.families import identity as ident
-from trusted_ledger.processing.genesis import genesis_update
-from trusted_ledger.storage import MemoryDatabase
 from trusted_ledger.txn import Batch
 
 CHAIN_ID = "bft-test"
-GENESIS_MS = 1_700_000_000_000
 TIMEOUTS = TimeoutConfig(
     propose_ms=120,
     propose_delta_ms=20,
@@ -140,27 +130,19 @@ class MemberTransport:
 
 
 def make_consortium(size: int = 4) -> tuple[Network, list[Member]]:
-    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(size)]
-    signers = [SoftwareSigner(key) for key in keys]
-    membership = Membership([s.public_key for s in signers])
-    founder = SoftwareSigner()  # the genesis block's signer (the founding ceremony's key)
-    changes = ident.identity_genesis_changes([ADMIN.public_key_hex])
-    genesis: tuple[Block, CommitCertificate] | None = None
     network = Network()
-    _consortium[:] = network.members
-    for index, (key, signer) in enumerate(zip(keys, signers, strict=True)):
-        store = ChainStore(MemoryDatabase(CHAIN_COLUMN_FAMILIES), CHAIN_ID)
-        update = genesis_update(store.state, changes)
-        if genesis is None:
-            genesis = build_genesis(founder, CHAIN_ID, update, GENESIS_MS)
-        store.commit(genesis[0], genesis[1], update, {})
-        executor = ProcessingBlockExecutor(
-            builtin_registry(), store.state, policy_factory=IdentitySubmissionPolicy
+    for index, chain in enumerate(member_chains(size, CHAIN_ID)):
+        network.members.append(
+            Member(
+                index,
+                chain.private_key,
+                chain.signer,
+                chain.store,
+                chain.pool,
+                chain.publisher,
+                chain.validator,
+            )
         )
-        pool = BatchPool()
-        publisher = BlockPublisher(store, pool, executor, signer, PublisherLimits())
-        validator = BlockValidator(store, executor, membership)
-        network.members.append(Member(index, key, signer, store, pool, publisher, validator))
     _consortium[:] = network.members
     return network, network.members
 
@@ -195,13 +177,6 @@ def stop_driver(member: Member) -> None:
     assert member.driver is not None
     member.driver.stop()
     member.driver = None
-
-
-_names = iter(range(10**9))
-
-
-def intkey_batches(count: int) -> list[Batch]:
-    return [batch_of(ADMIN, intkey_txn(ADMIN, "set", f"k{next(_names)}", 7)) for _ in range(count)]
 
 
 def submit(members: Sequence[Member], batches: Sequence[Batch]) -> None:

@@ -14,22 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.unit.api.support import ADMIN, batch_of, body_of, intkey_txn
+from tests.unit.api.support import body_of
 from tests.unit.chain.support import SoftwareSigner
+from tests.unit.node.support import intkey_batches, member_chains
 from trusted_ledger.chain import (
-    CHAIN_COLUMN_FAMILIES,
     BatchPool,
     Block,
     BlockPublisher,
     BlockValidator,
     ChainStore,
-    Membership,
-    PublisherLimits,
-    build_genesis,
 )
-from trusted_ledger.chain.processing_executor import ProcessingBlockExecutor
 from trusted_ledger.consensus import PersistentState, TimeoutConfig
 from trusted_ledger.consensus.types import Step
 from trusted_ledger.errors import ConfigurationError, MalformedCatchUpMessage
@@ -49,14 +44,9 @@ from trusted_ledger.node.consortium import (
     peer_settings,
 )
 from trusted_ledger.node.members import Member, load_members, render_members, write_members
-from trusted_ledger.processing.families import IdentitySubmissionPolicy, builtin_registry
-from trusted_ledger.processing.families import identity as ident
-from trusted_ledger.processing.genesis import genesis_update
-from trusted_ledger.storage import MemoryDatabase
 from trusted_ledger.txn import Batch
 
 CHAIN_ID = "consortium-test"
-GENESIS_MS = 1_700_000_000_000
 SETTINGS = ConsortiumSettings(
     timeouts=TimeoutConfig(
         propose_ms=150,
@@ -213,26 +203,10 @@ class Node:
 
 
 def make_nodes(size: int = 4) -> list[Node]:
-    signers = [SoftwareSigner(ec.generate_private_key(ec.SECP256R1())) for _ in range(size)]
-    membership = Membership(s.public_key for s in signers)
-    founder = SoftwareSigner()
-    changes = ident.identity_genesis_changes([ADMIN.public_key_hex])
-    genesis = None
-    nodes = []
-    for index, signer in enumerate(signers):
-        store = ChainStore(MemoryDatabase(CHAIN_COLUMN_FAMILIES), CHAIN_ID)
-        update = genesis_update(store.state, changes)
-        if genesis is None:
-            genesis = build_genesis(founder, CHAIN_ID, update, GENESIS_MS)
-        store.commit(genesis[0], genesis[1], update, {})
-        executor = ProcessingBlockExecutor(
-            builtin_registry(), store.state, policy_factory=IdentitySubmissionPolicy
-        )
-        pool = BatchPool()
-        publisher = BlockPublisher(store, pool, executor, signer, PublisherLimits())
-        validator = BlockValidator(store, executor, membership)
-        nodes.append(Node(index, signer, store, pool, publisher, validator))
-    return nodes
+    return [
+        Node(index, c.signer, c.store, c.pool, c.publisher, c.validator)
+        for index, c in enumerate(member_chains(size, CHAIN_ID))
+    ]
 
 
 async def bind(nodes: Sequence[Node]) -> list[Member]:
@@ -274,13 +248,6 @@ async def stop(node: Node) -> None:
     assert node.consortium is not None
     await node.consortium.stop()
     node.consortium = None
-
-
-_names = iter(range(10**9))
-
-
-def batches(count: int) -> list[Batch]:
-    return [batch_of(ADMIN, intkey_txn(ADMIN, "set", f"k{next(_names)}", 7)) for _ in range(count)]
 
 
 def submit(node: Node, items: Sequence[Batch]) -> None:
@@ -348,7 +315,7 @@ def test_batches_gossiped_from_one_node_commit_on_all() -> None:
         try:
             await fully_connected(nodes)
             for round_number in range(3):
-                items = batches(3)
+                items = intkey_batches(3)
                 submit(nodes[round_number], items)  # one pool; the others get it by gossip
                 await wait_until(nodes, committed_on(nodes, items))
             await wait_until(nodes, lambda: len({n.head for n in nodes}) == 1)
@@ -376,7 +343,7 @@ def test_a_member_away_for_some_heights_catches_up_and_takes_part_again() -> Non
             await start(node, members)
         try:
             for _ in range(4):  # one block each: heights 1..4 without the late member
-                items = batches(1)
+                items = intkey_batches(1)
                 submit(live[0], items)
                 await wait_until(live, committed_on(live, items))
             assert late.head == 0
@@ -386,7 +353,7 @@ def test_a_member_away_for_some_heights_catches_up_and_takes_part_again() -> Non
             # Now progress needs the late member: stop another one (3 of 4 is a quorum).
             await stop(nodes[1])
             rest = [nodes[0], nodes[2], late]
-            items = batches(2)
+            items = intkey_batches(2)
             submit(late, items)
             await wait_until(rest, committed_on(rest, items), timeout_s=15)
             check_same_chain(rest)
@@ -428,7 +395,7 @@ def test_a_peer_sending_garbage_is_disconnected_and_the_rest_continue() -> None:
             await asyncio.wait_for(rogue.wait_closed(), 5)
             assert rogue.closed
             # The rest continue, and the liar's real node reconnects.
-            items = batches(2)
+            items = intkey_batches(2)
             submit(nodes[2], items)
             await wait_until(nodes, committed_on(nodes, items))
             await fully_connected(nodes)
@@ -446,7 +413,7 @@ def test_a_peer_sending_garbage_is_disconnected_and_the_rest_continue() -> None:
                 )
                 rogue.send(message_type, payload)
                 await asyncio.wait_for(rogue.wait_closed(), 5)
-            items = batches(2)
+            items = intkey_batches(2)
             submit(nodes[3], items)
             await wait_until(nodes, committed_on(nodes, items))
             check_same_chain(nodes)
