@@ -11,7 +11,7 @@ membership, re-execution) is the validator's work.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -28,7 +28,7 @@ from trusted_ledger.errors import (
     SignatureInvalid,
 )
 from trusted_ledger.hashing import DIGEST_SIZE, merkle_root, sha256
-from trusted_ledger.txn import DEFAULT_LIMITS, Batch, TxnLimits, decode_batch
+from trusted_ledger.txn import DEFAULT_LIMITS, Batch, TxnLimits, check_signatures, decode_batch
 
 HEADER_MAGIC = b"TLBH"
 BLOCK_MAGIC = b"TLBK"
@@ -245,13 +245,21 @@ def check_unique_ids(batches: Sequence[Batch]) -> None:
 
 
 def decode_block(
-    data: bytes, limits: TxnLimits = DEFAULT_LIMITS, *, verify_batch_signatures: bool = True
+    data: bytes,
+    limits: TxnLimits = DEFAULT_LIMITS,
+    *,
+    verify_batch_signatures: bool = True,
+    known: Callable[[Batch], bool] | None = None,
 ) -> Block:
     """Parse and check a whole block (structure, batches, batch root, proposer signature).
 
     ``verify_batch_signatures=False`` is for blocks read back from this node's own store,
     which verified them before commit: everything but the batches' and transactions'
-    secp256k1 signatures is still checked (the proposer's signature included)."""
+    secp256k1 signatures is still checked (the proposer's signature included).
+
+    ``known(batch)`` True vouches that this node already verified exactly that batch (a
+    peer's proposal mostly carries batches gossiped into our pool: ``BatchPool.holds``);
+    its secp256k1 checks are skipped, every other batch is verified in full."""
     if len(data) > block_bytes_max:
         raise MalformedBlock(f"block of {len(data)} bytes exceeds {block_bytes_max}")
     reader = Reader(data, "block")
@@ -265,7 +273,9 @@ def decode_block(
     count = reader.u32("batch_count")
     if count != header.batch_count:
         raise BatchRootMismatch(f"header says {header.batch_count} batches, the block {count}")
-    batches = tuple(_read_batch(reader, i, limits, verify_batch_signatures) for i in range(count))
+    batches = tuple(
+        _read_batch(reader, i, limits, verify_batch_signatures, known) for i in range(count)
+    )
     reader.finish()
     check_unique_ids(batches)
     check_batches_match_header(header, batches)
@@ -274,11 +284,22 @@ def decode_block(
     return block
 
 
-def _read_batch(reader: Reader, index: int, limits: TxnLimits, verify_signatures: bool) -> Batch:
+def _read_batch(
+    reader: Reader,
+    index: int,
+    limits: TxnLimits,
+    verify_signatures: bool,
+    known: Callable[[Batch], bool] | None,
+) -> Batch:
     field = f"batches[{index}]"
     raw = reader.take(reader.bounded_length(4, 1, batch_bytes_max, field), field)
     try:
-        batch = decode_batch(raw, limits, verify_signatures=verify_signatures)
+        if verify_signatures and known is not None:
+            batch = decode_batch(raw, limits, verify_signatures=False)
+            if not known(batch):
+                check_signatures([batch])
+        else:
+            batch = decode_batch(raw, limits, verify_signatures=verify_signatures)
     except BatchListFault as exc:
         raise MalformedBlock(f"block {field}: {exc}") from exc
     if batch.encode() != raw:

@@ -161,6 +161,16 @@ class BatchPool:
             seen.discard(batch.header_signature)  # a repeat in the same list is not new
         return queued
 
+    def holds(self, batch: Batch) -> bool:
+        """True if exactly ``batch`` (every field equal, not just its id) is pending here.
+
+        Every batch in the pool passed the API's or gossip intake's signature checks (or was
+        stored by this node after them), so a block's copy equal to a pooled one needs no
+        second secp256k1 check: ``decode_block(known=pool.holds)``."""
+        with self._lock:
+            pending = self._pending.get(batch.header_signature)
+        return pending is not None and pending.batch == batch
+
     def candidates(self, batches_max: int, bytes_max: int) -> list[PendingBatch]:
         """The oldest pending batches, in order, within both bounds (at least one batch if
         any is pending, so a batch larger than ``bytes_max`` cannot block the pool)."""

@@ -9,7 +9,7 @@ section of ``trusted_ledger.errors``.
 
 from trusted_ledger.txn.builder import TransactionBuilder, build_batch, build_batch_list
 from trusted_ledger.txn.chain_checks import CommittedTransactions, check_against_chain
-from trusted_ledger.txn.checks import check_batches
+from trusted_ledger.txn.checks import check_batches, check_signatures
 from trusted_ledger.txn.decode import decode_batch, decode_batch_list
 from trusted_ledger.txn.limits import DEFAULT_LIMITS, TxnLimits
 from trusted_ledger.txn.model import Batch, BatchHeader, BatchList, Transaction, TransactionHeader
@@ -30,6 +30,7 @@ __all__ = [
     "build_batch_list",
     "check_against_chain",
     "check_batches",
+    "check_signatures",
     "decode_batch",
     "decode_batch_list",
     "verify_header_signature",
