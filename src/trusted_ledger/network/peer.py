@@ -67,6 +67,7 @@ REASON_TRUNCATED = "truncated_frame"
 REASON_CONNECTION_LOST = "connection_lost"
 REASON_OUTBOUND_FULL = "outbound_queue_full"
 REASON_WRITE_TIMEOUT = "write_timeout"
+REASON_IDLE_TIMEOUT = "idle_timeout"
 REASON_BACKLOG_FULL = "backlog_full"
 REASON_SERVER_CLOSED = "server_closed"
 # Handshake failure reasons beyond ``HandshakeReason``.
@@ -94,6 +95,13 @@ class PeerSettings:
     inbound_bytes_max: int = 64 * 1024 * 1024
     drain_timeout_s: float = 30.0
     """A peer that does not take queued bytes for this long is dropped."""
+    keepalive_interval_s: float = 2.0
+    """A connection that has received nothing for this long sends a PING (any frame counts
+    as a sign of life, so a busy link never pings)."""
+    idle_timeout_s: float = 10.0
+    """A connection that has received nothing, not even a PONG, for this long is dropped
+    (``idle_timeout``): a silent partition (bytes dropped, no RST) is noticed here rather
+    than after TCP's retransmission timeout of many minutes, and the dialler redials."""
     handshakes_max: int = 64
     """Concurrent handshakes on a server: each costs the responder one HSM signature."""
     accept_backlog_max: int = 64
@@ -109,6 +117,11 @@ class PeerSettings:
                 raise InvalidInput(f"{name} must be at least 1")
         if self.handshake_timeout_s <= 0 or self.drain_timeout_s <= 0:
             raise InvalidInput("timeouts must be positive")
+        if not 0 < self.keepalive_interval_s < self.idle_timeout_s:
+            raise InvalidInput(
+                "keepalive_interval_s must be positive and below idle_timeout_s (a peer gets "
+                "at least one PING before it is called idle)"
+            )
 
 
 class _BoundedQueue:
@@ -213,9 +226,12 @@ class PeerConnection:
         self._outbox = _BoundedQueue(settings.outbound_messages_max, settings.outbound_bytes_max)
         self._inbox = _BoundedQueue(settings.inbound_messages_max, settings.inbound_bytes_max)
         self.closed_reason: str | None = None
+        self._last_received = asyncio.get_running_loop().time()
+        self._pings_sent = 0
         NETWORK_PEERS_CONNECTED.labels(role=self._role).inc()
         self._reader_task = asyncio.create_task(self._read_loop())
         self._writer_task = asyncio.create_task(self._write_loop())
+        self._keepalive_task = asyncio.create_task(self._keepalive_loop())
 
     @property
     def fingerprint(self) -> str:
@@ -269,10 +285,13 @@ class PeerConnection:
             self._inbox.close()
             if self._reader_task is not asyncio.current_task():
                 self._reader_task.cancel()
+            self._keepalive_task.cancel()
 
     async def wait_closed(self) -> None:
         """Wait until both the read and the write side have finished."""
-        await asyncio.gather(self._reader_task, self._writer_task, return_exceptions=True)
+        await asyncio.gather(
+            self._reader_task, self._writer_task, self._keepalive_task, return_exceptions=True
+        )
 
     # --- internals -----------------------------------------------------------------------
 
@@ -299,7 +318,7 @@ class PeerConnection:
         self._outbox.close(discard=True)
         self._inbox.close()
         current = asyncio.current_task()
-        for task in (self._reader_task, self._writer_task):
+        for task in (self._reader_task, self._writer_task, self._keepalive_task):
             if task is not current:
                 task.cancel()
         self._writer.transport.abort()
@@ -311,6 +330,7 @@ class PeerConnection:
                 header = await self._reader.readexactly(4)
                 length = self._channel.check_header(header)
                 body = await self._reader.readexactly(length)
+                self._last_received = asyncio.get_running_loop().time()
                 NETWORK_BYTES_TOTAL.labels(direction="in").inc(4 + length)
                 message = decode_message(self._channel.open(header, body), self._limits)
                 NETWORK_MESSAGES_TOTAL.labels(direction="in", type=message.type.name).inc()
@@ -329,6 +349,25 @@ class PeerConnection:
         except OSError as exc:
             reason, detail = REASON_CONNECTION_LOST, repr(exc)
         self._abort(reason, detail)
+
+    async def _keepalive_loop(self) -> None:
+        """PING a quiet peer; drop one that has been silent for ``idle_timeout_s``."""
+        interval, idle_max = self._settings.keepalive_interval_s, self._settings.idle_timeout_s
+        loop = asyncio.get_running_loop()
+        while self.closed_reason is None:
+            await asyncio.sleep(min(interval, idle_max / 4))
+            idle = loop.time() - self._last_received
+            if idle >= idle_max:
+                self._abort(REASON_IDLE_TIMEOUT, f"nothing received for {idle:.1f} s")
+                return
+            if idle >= interval:
+                self._pings_sent += 1
+                payload = self._pings_sent.to_bytes(8, "big")
+                try:
+                    self._enqueue(encode_message(MessageType.PING, payload, self._limits))
+                except PeerDisconnected:
+                    return
+                NETWORK_MESSAGES_TOTAL.labels(direction="out", type="PING").inc()
 
     async def _write_loop(self) -> None:
         try:
