@@ -9,11 +9,13 @@ VENV="${TL_VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
 
 # Debian packages the project needs: the HSMs we test against (SoftHSM 2, swtpm with
-# tpm2-pkcs11), OpenSC's pkcs11-tool for operators, and the C toolchain for native/.
+# tpm2-pkcs11), OpenSC's pkcs11-tool for operators, the C toolchain for native/, and
+# Chromium, in which tests/explorer/ loads the node's web page headless.
 APT_PACKAGES=(
     build-essential cmake pkg-config
     softhsm2 opensc
     swtpm swtpm-tools tpm2-tools tpm2-abrmd libtss2-tcti-tabrmd0 dbus-daemon libtpm2-pkcs11-1 libtpm2-pkcs11-tools
+    chromium
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }

@@ -593,3 +593,42 @@ class MalformedConsensusMessage(InvalidInput):
 class MalformedCatchUpMessage(InvalidInput):
     """A BLOCK_REQUEST or BLOCK_RESPONSE payload that breaks its format (magic, version, a
     length or bound, trailing bytes): the peer that sent it is disconnected."""
+
+
+# --- operations: REST API access over TLS (docs/operations.md, issue 7) ----------------------
+
+
+class ClientNotAuthorized(InvalidInput):
+    """The REST API refused a request because the client's TLS certificate is missing or not
+    among the clients configured for it (``api.write_clients`` / ``api.read_clients``):
+    HTTP 403. The message says which list and what the client presented."""
+
+
+# --- proofs: inclusion, state and audit-trail proofs (issue #7; docs/formats.md §8) ---------
+
+
+class ProofMalformed(InvalidInput):
+    """A proof document that cannot be read: not JSON, a missing or badly typed field, bad
+    hex, an unknown ``type`` or ``version``, a bound exceeded. ``field`` names the field."""
+
+    def __init__(self, message: str, *, field: str, hint: str | None = None) -> None:
+        super().__init__(f"{field}: {message}", hint=hint)
+        self.field = field
+
+
+class ProofRejected(InvalidProof):
+    """A well-formed proof that does not prove what it claims: a hash, path, signature or
+    certificate does not check out. ``field`` names the part that failed."""
+
+    def __init__(self, message: str, *, field: str, hint: str | None = None) -> None:
+        super().__init__(f"{field}: {message}", hint=hint)
+        self.field = field
+
+
+# --- reliability: hardware faults (docs/reliability.md §4, issue #8) -------------------------
+
+
+class StorageNeedsRestart(InternalError):
+    """The database failed a write and, reopened, shows that the failed write reached the
+    disk after all: the process's view of the chain and pool may disagree with the disk, so
+    the node stops (status 70) and a restart reloads both from the disk."""

@@ -12,20 +12,27 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.node.support import IntkeyWriter, cli, post_batches, request, statuses
+from tests.node.support import (
+    NET_CHAIN_ID,
+    NET_NAMES,
+    NET_NODES,
+    BatchLoad,
+    IntkeyWriter,
+    RunningNet,
+    assert_committed,
+    init_net,
+    run_net,
+    stop_net,
+    submit,
+)
 from trusted_ledger.chain import CHAIN_COLUMN_FAMILIES, ChainStore, Membership
 from trusted_ledger.node import load_config
 from trusted_ledger.node.members import load_members
@@ -33,43 +40,9 @@ from trusted_ledger.storage import RocksDatabase
 
 pytestmark = [pytest.mark.hsm, pytest.mark.timeout(120)]
 
-NODES = 4
-CHAIN_ID = "tl-test-net"
-CONVERGE_TIMEOUT_S = 30.0
-NAMES = ("bank-a", "bank-b", "bank-c", "bank-d")
-
-
-def _free_base_port() -> int:
-    """A base port P whose three ranges (peers P+i, API P+100+i, processors P+200+i) are
-    free now; random, so parallel test runs rarely collide."""
-    for _ in range(50):
-        base = random.randrange(20_000, 60_000)
-        ports = [base + offset + i for offset in (0, 100, 200) for i in range(NODES)]
-        sockets = []
-        try:
-            for port in ports:
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-        return base
-    raise AssertionError("no free port range found")
-
-
-def _net(*args: str) -> subprocess.CompletedProcess[str]:
-    return cli("net", *args)
-
-
-def _init(directory: Path) -> None:
-    done = _net(
-        "init", "--dir", str(directory), "--nodes", str(NODES), "--chain-id", CHAIN_ID,
-        "--base-port", str(_free_base_port()),
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+NODES = NET_NODES
+CHAIN_ID = NET_CHAIN_ID
+NAMES = NET_NAMES
 
 
 # --- net init -----------------------------------------------------------------------------
@@ -77,7 +50,7 @@ def _init(directory: Path) -> None:
 
 def test_net_init_makes_members_whose_genesis_every_founder_certified(tmp_path: Path) -> None:
     directory = tmp_path / "net"
-    _init(directory)
+    init_net(directory)
     members = load_members(directory / "members.toml")
     assert [m.name for m in members] == list(NAMES)
     membership = Membership(m.public_key for m in members)
@@ -152,7 +125,7 @@ def test_net_init_refuses_a_directory_in_use(tmp_path: Path) -> None:
     directory = tmp_path / "net"
     directory.mkdir()
     (directory / "something").write_text("x")
-    done = _net("init", "--dir", str(directory), "--nodes", "4")
+    done = run_net("init", "--dir", str(directory), "--nodes", "4")
     assert done.returncode == 1
     assert "is not empty" in done.stderr
     assert not (directory / "members.toml").exists()
@@ -162,14 +135,14 @@ def test_net_status_and_down_of_a_stopped_net(tmp_path: Path) -> None:
     """Before ``net up`` nothing runs: status says so for every member and down is a no-op
     (and a stale pid file, naming a process that is not this node, is not trusted)."""
     directory = tmp_path / "net"
-    _init(directory)
+    init_net(directory)
     (directory / "bank-b" / "node.pid").write_text(f"{os.getpid()}\n")  # not a node
-    done = _net("status", "--dir", str(directory), "--json")
+    done = run_net("status", "--dir", str(directory), "--json")
     assert done.returncode == 0, done.stderr
     status = json.loads(done.stdout)
     assert [m["running"] for m in status["members"]] == [False] * NODES
     assert not (directory / "bank-b" / "node.pid").exists()
-    done = _net("down", "--dir", str(directory))
+    done = run_net("down", "--dir", str(directory))
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("not running") == NODES
 
@@ -177,99 +150,16 @@ def test_net_status_and_down_of_a_stopped_net(tmp_path: Path) -> None:
 # --- the consortium running ---------------------------------------------------------------
 
 
-@dataclass
-class RunningNet:
-    directory: Path
-    urls: dict[str, str]
-
-    def up(self, *names: str) -> None:
-        selected = [arg for name in names for arg in ("--member", name)]
-        done = _net("up", "--dir", str(self.directory), *selected)
-        assert done.returncode == 0, done.stderr + done.stdout
-
-    def down(self, *names: str) -> None:
-        selected = [arg for name in names for arg in ("--member", name)]
-        done = _net("down", "--dir", str(self.directory), *selected)
-        assert done.returncode == 0, done.stderr
-
-    def kill9(self, name: str) -> None:
-        pid = int((self.directory / name / "node.pid").read_text())
-        os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-
-    def height(self, name: str) -> int | None:
-        try:
-            status, body = request(f"{self.urls[name]}/status", timeout=3)
-        except OSError:
-            return None
-        return int(body["data"]["head"]["block_num"]) if status == 200 else None
-
-    def block_id(self, name: str, height: int) -> str:
-        status, body = request(f"{self.urls[name]}/blocks/num/{height}", timeout=5)
-        assert status == 200, body
-        return str(body["data"]["header_signature"])
-
-    def wait_height(self, names: tuple[str, ...], height: int) -> None:
-        deadline = time.monotonic() + CONVERGE_TIMEOUT_S
-        while time.monotonic() < deadline:
-            heights = {name: self.height(name) for name in names}
-            if all(h is not None and h >= height for h in heights.values()):
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"not all of {names} reached height {height}: {heights}")
-
-    def assert_same_chain(self, names: tuple[str, ...], up_to: int) -> None:
-        """Every height 0..up_to holds one block id on every member named: no fork."""
-        for height in range(up_to + 1):
-            ids = {name: self.block_id(name, height) for name in names}
-            assert len(set(ids.values())) == 1, f"fork at height {height}: {ids}"
-
-    def log_tails(self) -> str:
-        tails = []
-        for name in NAMES:
-            lines = (self.directory / name / "node.log").read_text(errors="replace").splitlines()
-            tails.append(f"--- {name}\n" + "\n".join(lines[-15:]))
-        return "\n".join(tails)
-
-
 @pytest.fixture
 def running_net(tmp_path: Path) -> Iterator[RunningNet]:
     directory = tmp_path / "net"
-    _init(directory)
-    net = RunningNet(directory, {})
+    init_net(directory)
+    running = RunningNet(directory)
     try:
-        net.up()
-        done = _net("status", "--dir", str(directory), "--json")
-        assert done.returncode == 0, done.stderr
-        net.urls = {m["member"]: m["api_url"] for m in json.loads(done.stdout)["members"]}
-        yield net
+        running.start()
+        yield running
     finally:
-        subprocess.run(
-            [sys.executable, "-m", "trusted_ledger.cli", "net", "down", "--dir", str(directory)],
-            capture_output=True,
-            check=False,
-            timeout=90,
-        )
-
-
-def _submit(net: RunningNet, name: str, writer: IntkeyWriter, count: int) -> list[str]:
-    batches = [writer.batch()[0] for _ in range(count)]
-    status, body = post_batches(net.urls[name], batches)
-    assert status == 202, body
-    return [batch.header_signature for batch in batches]
-
-
-def _assert_committed(net: RunningNet, name: str, batch_ids: list[str]) -> None:
-    """Every batch is COMMITTED as ``name`` sees it (waiting up to the converge timeout)."""
-    deadline = time.monotonic() + CONVERGE_TIMEOUT_S
-    while True:
-        found = statuses(net.urls[name], batch_ids, wait_s=2)
-        states = {entry["status"] for entry in found.values()}
-        if states == {"COMMITTED"} or time.monotonic() > deadline:
-            break
-    assert states == {"COMMITTED"}, f"{name}: {sorted(states)}"
+        stop_net(directory)
 
 
 def _stored_height(node_dir: Path) -> int:
@@ -285,55 +175,25 @@ def _stored_height(node_dir: Path) -> int:
         db.close()
 
 
-class _Load:
-    """A client thread sending one intkey batch at a time to a member's API until stopped;
-    it ignores refusals (the member may be the one that is down)."""
-
-    def __init__(self, net: RunningNet, name: str) -> None:
-        self.net = net
-        self.name = name
-        self.writer = IntkeyWriter(f"load-{name}-")
-        self.accepted = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> _Load:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                status, _ = post_batches(self.net.urls[self.name], [self.writer.batch()[0]])
-                self.accepted += status == 202
-            except OSError:
-                pass
-            self._stop.wait(0.02)
-
-
 def test_members_commit_the_same_blocks(running_net: RunningNet) -> None:
     net = running_net
-    done = _net("status", "--dir", str(net.directory), "--json")
+    done = run_net("status", "--dir", str(net.directory), "--json")
     status = json.loads(done.stdout)
     assert all(m["running"] for m in status["members"]), done.stdout
     writer = IntkeyWriter("same-")
-    submitted = [bid for _ in range(5) for bid in _submit(net, "bank-a", writer, 10)]
+    submitted = [bid for _ in range(5) for bid in submit(net, "bank-a", writer, 10)]
     # Submitted to bank-a only; committed as every other member sees it too.
     for name in NAMES:
-        _assert_committed(net, name, submitted)
+        assert_committed(net, name, submitted)
     top = min(h for h in (net.height(n) for n in NAMES) if h is not None)
     net.assert_same_chain(NAMES, top)
-    done = _net("status", "--dir", str(net.directory), "--json")
+    done = run_net("status", "--dir", str(net.directory), "--json")
     assert json.loads(done.stdout)["agreed"] is True
 
 
 def test_member_killed_under_load_restarts_and_catches_up(running_net: RunningNet) -> None:
     net = running_net
-    with _Load(net, "bank-a") as load_a, _Load(net, "bank-b") as load_b:
+    with BatchLoad(net, "bank-a") as load_a, BatchLoad(net, "bank-b") as load_b:
         net.wait_height(NAMES, 2)
         net.kill9("bank-d")
         at_kill = net.height("bank-a")
@@ -354,11 +214,11 @@ def test_member_killed_under_load_restarts_and_catches_up(running_net: RunningNe
 def test_f_plus_one_stopped_halts_without_fork_and_recovers(running_net: RunningNet) -> None:
     net = running_net
     writer = IntkeyWriter("halt-")
-    _submit(net, "bank-a", writer, 5)
+    submit(net, "bank-a", writer, 5)
     net.wait_height(NAMES, 1)
     net.down("bank-c", "bank-d")
     before = {name: net.height(name) for name in ("bank-a", "bank-b")}
-    halted = _submit(net, "bank-a", writer, 5)
+    halted = submit(net, "bank-a", writer, 5)
     time.sleep(5)  # several propose and vote timeouts: a quorum of 3 is not there
     after = {name: net.height(name) for name in ("bank-a", "bank-b")}
     assert after == before, f"committed without a quorum: {before} -> {after}"
@@ -367,4 +227,4 @@ def test_f_plus_one_stopped_halts_without_fork_and_recovers(running_net: Running
     target = max(h for h in after.values() if h is not None) + 1
     net.wait_height(NAMES, target)
     net.assert_same_chain(NAMES, target)
-    _assert_committed(net, "bank-c", halted)  # accepted while halted, committed after
+    assert_committed(net, "bank-c", halted)  # accepted while halted, committed after

@@ -24,12 +24,20 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from trusted_ledger._version import __version__
 from trusted_ledger.api import params as p
 from trusted_ledger.api import render as r
+from trusted_ledger.api.health import client_identity, readiness_checks, readyz_response
 from trusted_ledger.api.openapi import STATUS_TITLES, Handler, Route, openapi_document
-from trusted_ledger.api.routes import route_table
-from trusted_ledger.api.services import BlockReader, CommittedOrPendingTransactions, NodeServices
+from trusted_ledger.api.routes import document_readiness, route_table
+from trusted_ledger.api.services import (
+    BlockReader,
+    CommittedOrPendingTransactions,
+    NodeServices,
+    ReadinessCheck,
+)
+from trusted_ledger.api.tls import ClientAccess
 from trusted_ledger.chain import BatchStatus, Block, ChainHead, batch_status
 from trusted_ledger.errors import (
     BatchListFault,
+    ClientNotAuthorized,
     InternalError,
     NodeNotReady,
     PoolFull,
@@ -111,6 +119,7 @@ def _error_response(
 _STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (RequestInvalid, 400),
     (BatchListFault, 400),
+    (ClientNotAuthorized, 403),
     (ResourceNotFound, 404),
     (RequestTooLarge, 413),
     (UnsupportedContentType, 415),
@@ -211,6 +220,7 @@ class Handlers:
         self._reader = BlockReader(services.store)
         self.routes = self._route_table()
         self.document = openapi_document(self.routes)
+        document_readiness(self.document)
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
@@ -531,7 +541,18 @@ class Handlers:
             }
         return web.json_response({"data": data, "link": str(request.url)})
 
+    def readiness(self) -> list[ReadinessCheck]:
+        return readiness_checks(self.services, self.state.ready and not self.state.stopping)
+
+    async def get_healthz(self, request: web.Request) -> web.Response:
+        # Answered on the event loop itself: an answer proves the process and its loop live.
+        return web.json_response({"data": {"alive": True}, "link": str(request.url)})
+
+    async def get_readyz(self, request: web.Request) -> web.Response:
+        return readyz_response(self.readiness(), str(request.url), retry_after_seconds)
+
     async def get_metrics(self, request: web.Request) -> web.Response:
+        self.readiness()  # so that tl_node_ready is current in every scrape
         return web.Response(
             body=generate_latest(REGISTRY), headers={hdrs.CONTENT_TYPE: CONTENT_TYPE_LATEST}
         )
@@ -544,7 +565,10 @@ class Handlers:
 
 
 def build_app(
-    services: NodeServices, state: ApiState, executor: Executor
+    services: NodeServices,
+    state: ApiState,
+    executor: Executor,
+    access: ClientAccess | None = None,
 ) -> tuple[web.Application, Handlers]:
     """An aiohttp application serving exactly ``Handlers.routes``."""
     handlers = Handlers(services, state, executor)
@@ -552,17 +576,22 @@ def build_app(
         middlewares=[error_middleware], client_max_size=services.limits.batch_list_bytes_max
     )
     for route in handlers.routes:
-        app.router.add_route(route.method, route.path, _gate(route, state, services))
+        app.router.add_route(
+            route.method, route.path, _gate(route, state, services, access or ClientAccess())
+        )
     return app, handlers
 
 
-def _gate(route: Route, state: ApiState, services: NodeServices) -> Handler:
-    """The route's handler behind the checks every route shares: readiness (503) and
-    unknown query parameters (400, so a misspelt ``limt`` is not silently ignored)."""
+def _gate(route: Route, state: ApiState, services: NodeServices, access: ClientAccess) -> Handler:
+    """The route's handler behind the checks every route shares: client access (403, only
+    when ``api.write_clients`` / ``read_clients`` are set), readiness (503) and unknown query
+    parameters (400, so a misspelt ``limt`` is not silently ignored)."""
     allowed = route.query_names
 
     async def gated(request: web.Request) -> web.StreamResponse:
         request[ROUTE_KEY] = route.path
+        if access.restricts:
+            access.check(route.method, route.path, client_identity(request))
         if not route.always_served:
             if not state.ready or state.stopping:
                 raise NodeNotReady("the node is not ready (catching up or shutting down)")

@@ -25,6 +25,7 @@ STATUS_TITLES = {
     200: "OK",
     202: "Accepted",
     400: "Bad Request",
+    403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
     413: "Payload Too Large",
@@ -109,7 +110,9 @@ def _operation(route: Route) -> dict[str, Any]:
             "schema": {"type": "string", "format": "binary", "description": description}
         }
     responses: dict[str, Any] = {str(route.status): success}
-    for status in route.errors:
+    # Every route refuses an unknown query parameter with 400 (api/params.py), whatever
+    # else it may answer.
+    for status in sorted({400, *route.errors}):
         responses[str(status)] = {
             "description": STATUS_TITLES[status],
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 
 from trusted_ledger.api import params as p
 from trusted_ledger.api import render as r
+from trusted_ledger.api.explorer import explorer_routes
 from trusted_ledger.api.openapi import Body, Route
+from trusted_ledger.api.proofs import proof_routes
 from trusted_ledger.chain import BatchStatus
 
 if TYPE_CHECKING:
@@ -81,6 +83,34 @@ _STATUS_DATA = r.obj(
 )
 
 
+_READINESS_SCHEMA = r.obj(
+    {
+        "data": r.obj(
+            {
+                "ready": {"type": "boolean"},
+                "failing": r.array(r.STRING),
+                "checks": r.array(
+                    r.obj({"name": r.STRING, "ok": {"type": "boolean"}, "detail": r.STRING})
+                ),
+            }
+        ),
+        "link": r.LINK,
+    }
+)
+READYZ_PATH = "/readyz"
+
+
+def document_readiness(document: dict[str, object]) -> None:
+    """``/readyz`` answers 503 with its own body (the failing checks), not the error shape:
+    say so in the OpenAPI document built from the table."""
+    paths = document["paths"]
+    assert isinstance(paths, dict)
+    paths[READYZ_PATH]["get"]["responses"]["503"] = {
+        "description": "Service Unavailable: at least one check fails (listed in failing)",
+        "content": {_JSON: {"schema": _READINESS_SCHEMA}},
+    }
+
+
 def route_table(h: Handlers) -> list[Route]:
     """Every route the API serves; the router and the OpenAPI document both come from here."""
     return [
@@ -89,7 +119,7 @@ def route_table(h: Handlers) -> list[Route]:
             "Submit a serialized BatchList; all or nothing.",
             response=r.obj({"link": r.LINK}), status=202,
             body=Body(_OCTET_STREAM, "A serialized BatchList (docs/formats.md §4)."),
-            errors=(400, 413, 415, 429, 503),
+            errors=(400, 403, 413, 415, 429, 503),
         ),
         Route(
             "GET", "/batch_statuses", h.get_batch_statuses, "getBatchStatuses",
@@ -162,6 +192,18 @@ def route_table(h: Handlers) -> list[Route]:
             always_served=True,
         ),
         Route(
+            "GET", "/healthz", h.get_healthz, "getHealthz",
+            "Liveness: the process and its event loop answer.",
+            response=r.obj({"data": r.obj({"alive": {"type": "boolean"}}), "link": r.LINK}),
+            errors=(), always_served=True,
+        ),
+        Route(
+            "GET", READYZ_PATH, h.get_readyz, "getReadyz",
+            "Readiness: every named check (api, chain, custody, publisher or consensus, "
+            "peers) passes; 503 lists the failing ones.",
+            response=_READINESS_SCHEMA, errors=(503,), always_served=True,
+        ),
+        Route(
             "GET", "/metrics", h.get_metrics, "getMetrics", "Prometheus text exposition.",
             content_type="text/plain", errors=(), always_served=True,
         ),
@@ -169,4 +211,6 @@ def route_table(h: Handlers) -> list[Route]:
             "GET", "/openapi.json", h.get_openapi, "getOpenApi", "This document.",
             response={"type": "object"}, errors=(), always_served=True,
         ),
+        *proof_routes(h.services, h._run),  # /proofs/... (docs/formats.md §8)
+        *explorer_routes(),  # the web page and its assets (docs/explorer.md)
     ]  # fmt: skip

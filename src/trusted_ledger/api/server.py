@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
@@ -17,6 +18,7 @@ from aiohttp import web
 from trusted_ledger.api.app import ApiState, build_app
 from trusted_ledger.api.openapi import Route
 from trusted_ledger.api.services import NodeServices
+from trusted_ledger.api.tls import ClientAccess
 from trusted_ledger.errors import InternalError
 
 api_workers_max = 4
@@ -34,16 +36,19 @@ class ApiServer:
 
     Ready from the start (embedders that never call ``set_ready`` get a working API); the
     node calls ``set_ready(False)`` while it cannot serve (catching up, shutting down), and
-    ``stop`` implies it: every route but /status, /metrics and /openapi.json then answers 503.
+    ``stop`` implies it: every route but the probes (/healthz, /readyz), /status, /metrics and
+    /openapi.json then answers 503.
     Routes that need the chain answer 503 before genesis whatever the flag says. One
     server serves once: ``stop`` also ends its worker threads.
     """
 
-    def __init__(self, services: NodeServices) -> None:
+    def __init__(self, services: NodeServices, access: ClientAccess | None = None) -> None:
         self._services = services
         self._state = ApiState()
         self._executor = ThreadPoolExecutor(api_workers_max, thread_name_prefix="api")
-        self._app, self._handlers = build_app(services, self._state, self._executor)
+        self._app, self._handlers = build_app(
+            services, self._state, self._executor, access or ClientAccess()
+        )
         self._app.on_startup.append(self._capture_loop)
         self._app.on_shutdown.append(self._end_long_polls)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -65,8 +70,11 @@ class ApiServer:
         self._state.stopping = True
         self._state.commits.wake()
 
-    async def start(self, host: str, port: int) -> int:
-        """Listen on ``host:port`` (0: an ephemeral port); return the bound port."""
+    async def start(
+        self, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None
+    ) -> int:
+        """Listen on ``host:port`` (0: an ephemeral port); return the bound port. With
+        ``ssl_context`` (``api.tls.server_ssl_context``) only HTTPS is served."""
         if self._runner is not None:
             raise InternalError("the API server is already started")
         runner = web.AppRunner(
@@ -76,7 +84,7 @@ class ApiServer:
             max_line_size=request_line_bytes_max,
         )
         await runner.setup()
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
         await site.start()
         self._runner = runner
         addresses = runner.addresses
@@ -104,5 +112,6 @@ class ApiServer:
                 loop.call_soon_threadsafe(self._state.commits.wake)
 
     def set_ready(self, ready: bool) -> None:
-        """While not ready, every route but /status, /metrics and /openapi.json is a 503."""
+        """While not ready, every route but the always-served ones is a 503 (and /readyz's
+        ``api`` check fails)."""
         self._state.ready = ready

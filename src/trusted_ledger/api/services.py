@@ -11,8 +11,9 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Set
+from collections.abc import Callable, Collection, Sequence, Set
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from trusted_ledger.chain import (
     BatchPool,
@@ -62,6 +63,21 @@ class NodeServices:
     pool (bft mode: gossip to the other members)."""
     consensus: Callable[[], ConsensusSummary | None] = field(default=lambda: None)
     """bft mode: where consensus stands (``/status``); None in single mode."""
+    readiness: Callable[[], Sequence[ReadinessCheck]] = field(default=lambda: ())
+    """The node's own readiness checks (custody token, publisher or consensus, peers) for
+    ``/readyz``; the API adds its own (``api``, ``chain``). Cheap: called per request."""
+    audit_path: Path | None = None
+    """The node's key-usage audit trail file (``config.audit_path``), read by
+    ``/proofs/audit``; None: the node keeps none and the route answers 404."""
+
+
+@dataclass(frozen=True)
+class ReadinessCheck:
+    """One named condition of ``/readyz``: whether it holds, and what was seen."""
+
+    name: str
+    ok: bool
+    detail: str
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,8 @@ from trusted_ledger.errors import (
 from trusted_ledger.observability.metrics import (
     CHAIN_BLOCK_BATCHES,
     CHAIN_COMMIT_SECONDS,
+    CHAIN_COMMITTED_BATCHES_TOTAL,
+    CHAIN_COMMITTED_TRANSACTIONS_TOTAL,
     CHAIN_HEAD_HEIGHT,
 )
 from trusted_ledger.state import EMPTY_ROOT, STATE_NODES_COLUMN_FAMILY, StateStore, StateUpdate
@@ -191,6 +193,8 @@ class ChainStore:
             self._head = ChainHead(block.number, block.id, header.state_root, header.timestamp_ms)
         CHAIN_HEAD_HEIGHT.set(block.number)
         CHAIN_BLOCK_BATCHES.observe(len(block.batches))
+        CHAIN_COMMITTED_BATCHES_TOTAL.inc(len(block.batches))
+        CHAIN_COMMITTED_TRANSACTIONS_TOTAL.inc(sum(len(b.transactions) for b in block.batches))
         CHAIN_COMMIT_SECONDS.observe(time.perf_counter() - started)
 
     def _check_extends_head(self, block: Block) -> None:

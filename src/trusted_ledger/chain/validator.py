@@ -2,7 +2,8 @@
 
 Order of checks, cheapest first and each refusal naming its mismatch: the block must extend
 the head (chain id, number, previous id, timestamp not before the parent's); its proposer
-must be a member whose signature over the id verifies; the batch count and Merkle root must
+must be a member *of the block's height* (chain/membership.py: the membership in the state
+the block builds on) whose signature over the id verifies; the batch count and Merkle root must
 describe the batches; nothing in it may be committed already, and every declared dependency
 must be committed or earlier in the block; then the batches are
 re-executed on the parent's state, every batch must be valid and the resulting state root
@@ -11,10 +12,13 @@ must equal the header's (invariant 2).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from trusted_ledger.chain.block import Block, check_batches_match_header, check_unique_ids
 from trusted_ledger.chain.certificate import CommitCertificate, Membership
 from trusted_ledger.chain.dependencies import unmet_dependencies
 from trusted_ledger.chain.execution import BlockExecutor, ExecutionOutcome
+from trusted_ledger.chain.membership import ChainMember, MembershipSchedule
 from trusted_ledger.chain.store import ChainStore
 from trusted_ledger.errors import (
     BlockContainsInvalidBatch,
@@ -30,12 +34,34 @@ from trusted_ledger.observability.metrics import CHAIN_BLOCKS_REJECTED_TOTAL
 
 
 class BlockValidator:
-    """Checks proposed blocks against the head of ``store`` and commits certified ones."""
+    """Checks proposed blocks against the head of ``store`` and commits certified ones.
 
-    def __init__(self, store: ChainStore, executor: BlockExecutor, membership: Membership) -> None:
+    ``membership`` is the bootstrap membership (the members file, or bare keys): in effect at
+    heights whose parent state holds no ``tl.consensus.members``; ``memberships.at(h)``
+    answers for any height."""
+
+    def __init__(
+        self,
+        store: ChainStore,
+        executor: BlockExecutor,
+        membership: Membership | Sequence[ChainMember],
+    ) -> None:
         self._store = store
         self._executor = executor
-        self.membership = membership
+        self.memberships = MembershipSchedule(store, membership)
+
+    @property
+    def membership(self) -> Membership:
+        """The bootstrap membership (heights whose parent state holds no on-chain one)."""
+        return self.memberships.bootstrap.membership
+
+    @membership.setter
+    def membership(self, bootstrap: Membership) -> None:
+        self.memberships = MembershipSchedule(self._store, bootstrap)
+
+    def membership_at(self, height: int) -> Membership:
+        """The keys whose votes certify block ``height`` (block ``height - 1`` committed)."""
+        return self.memberships.at(height).membership
 
     def validate(self, block: Block) -> ExecutionOutcome:
         """Check ``block`` as the next block; return its execution for the commit."""
@@ -47,7 +73,7 @@ class BlockValidator:
 
     def commit(self, block: Block, certificate: CommitCertificate) -> ExecutionOutcome:
         """Verify the certificate, validate the block and commit both in one write."""
-        certificate.verify(self.membership, block)
+        certificate.verify(self.membership_at(block.number), block)
         outcome = self.validate(block)
         self._store.commit(block, certificate, outcome.state_update, outcome.receipts)
         return outcome
@@ -71,9 +97,10 @@ class BlockValidator:
                 f"block timestamp {header.timestamp_ms} ms is before its parent's "
                 f"{head.timestamp_ms} ms"
             )
-        if header.proposer not in self.membership:
+        if header.proposer not in self.membership_at(header.number):
             raise BlockSignatureInvalid(
-                f"proposer {header.proposer.fingerprint[:16]} is not a member"
+                f"proposer {header.proposer.fingerprint[:16]} is not a member at height "
+                f"{header.number}"
             )
         block.verify_proposer_signature()
         check_batches_match_header(header, block.batches)

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from trusted_ledger._version import __version__
-from trusted_ledger.cli import client, custody, merkle, net, node, processor
+from trusted_ledger.cli import client, custody, members, merkle, net, node, processor, proof
 from trusted_ledger.errors import (
     InternalError,
     TemporarilyUnavailable,
@@ -21,7 +21,7 @@ from trusted_ledger.errors import (
 )
 from trusted_ledger.observability.logging import configure_logging
 
-COMMAND_GROUPS = (merkle, custody, node, net, client, processor)
+COMMAND_GROUPS = (merkle, custody, node, net, client, members, processor, proof)
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

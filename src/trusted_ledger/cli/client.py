@@ -30,10 +30,14 @@ from trusted_ledger.client.asset import (
     parse_payments,
 )
 from trusted_ledger.client.http import (
+    CA_FILE_ENV,
+    CERT_FILE_ENV,
     DEFAULT_URL,
+    KEY_FILE_ENV,
     URL_ENV,
     BatchStatusReport,
     LedgerClient,
+    client_tls_context,
 )
 from trusted_ledger.client.keys import (
     default_key_dir,
@@ -73,6 +77,13 @@ def _node_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout", type=float, default=30.0, help="seconds to wait for each answer"
     )
+    parser.add_argument(
+        "--ca-file", help=f"https: PEM CA of the node's certificate (default: ${CA_FILE_ENV})"
+    )
+    parser.add_argument(
+        "--cert-file", help=f"https: this client's PEM certificate (default: ${CERT_FILE_ENV})"
+    )
+    parser.add_argument("--key-file", help=f"https: its PEM private key (default: ${KEY_FILE_ENV})")
 
 
 def _json_option(parser: argparse.ArgumentParser) -> None:
@@ -114,7 +125,14 @@ def _write_command(parser: argparse.ArgumentParser) -> None:
 
 def _client(args: argparse.Namespace) -> LedgerClient:
     url = args.url or os.environ.get(URL_ENV) or DEFAULT_URL
-    return LedgerClient(url, timeout_s=args.timeout)
+    context = None
+    if url.startswith("https://"):
+        context = client_tls_context(
+            args.ca_file or os.environ.get(CA_FILE_ENV),
+            args.cert_file or os.environ.get(CERT_FILE_ENV),
+            args.key_file or os.environ.get(KEY_FILE_ENV),
+        )
+    return LedgerClient(url, timeout_s=args.timeout, ssl_context=context)
 
 
 def _key_dir(args: argparse.Namespace) -> Path:

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from trusted_ledger.cli.audit_anchors import register_anchors
 from trusted_ledger.custody.audit_verify import export_csv, verify_trail
 from trusted_ledger.custody.guard import SigningGuard
 from trusted_ledger.custody.inventory import KeyInfo
@@ -90,6 +91,7 @@ def _register_audit(subparsers: Any) -> None:
         "--public-key", type=Path, help="PEM of the node key you trust (default: from the trail)"
     )
     verify.set_defaults(handler=_cmd_verify)
+    register_anchors(sub)
 
 
 def _module_options(parser: argparse.ArgumentParser) -> None:

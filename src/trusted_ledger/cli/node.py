@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from trusted_ledger.cli.node_keys import register_node_actions
 from trusted_ledger.custody import KeyAlgorithm
 from trusted_ledger.errors import InvalidInput
 from trusted_ledger.node import (
@@ -80,6 +81,8 @@ def register(subparsers: Any) -> None:
     show = sub.add_parser("config", help="validate the configuration and print it in full")
     _config_options(show)
     show.set_defaults(handler=_cmd_config)
+
+    register_node_actions(sub)  # node new-key (cli/node_keys.py)
 
 
 def _config_options(parser: argparse.ArgumentParser) -> None:

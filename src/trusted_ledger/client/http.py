@@ -20,6 +20,7 @@ import email.utils
 import http.client
 import json
 import math
+import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,9 @@ from trusted_ledger.txn import Batch, BatchList, build_batch_list
 
 DEFAULT_URL = "http://127.0.0.1:8008"
 URL_ENV = "TL_URL"
+CA_FILE_ENV = "TL_CA_FILE"
+CERT_FILE_ENV = "TL_CERT_FILE"
+KEY_FILE_ENV = "TL_KEY_FILE"
 UNREACHABLE_HINT = "is the node running? (trusted-ledger node run) check --url / $TL_URL"
 
 batch_status_ids_per_request_max = 1000
@@ -186,10 +190,48 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - current)
 
 
-class LedgerClient:
-    """Calls on one node's REST API. Use as a context manager, or call ``close()``."""
+def client_tls_context(
+    ca_file: str | None = None, cert_file: str | None = None, key_file: str | None = None
+) -> ssl.SSLContext:
+    """An HTTPS context for a node whose API serves TLS (docs/operations.md): the node's
+    certificate verified against ``ca_file`` (default: the system's trust store), and this
+    client's certificate (``cert_file``, key in ``key_file`` or the same file) for a node that
+    lists its transactors in ``api.write_clients`` / ``read_clients``."""
+    try:
+        context = ssl.create_default_context(cafile=ca_file or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise InvalidInput(
+            f"cannot load the CA file {ca_file} ({exc})",
+            hint="--ca-file / $TL_CA_FILE: the PEM certificate of the CA that issued the node's",
+        ) from exc
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cert_file:
+        try:
+            context.load_cert_chain(cert_file, key_file or None)
+        except (OSError, ssl.SSLError) as exc:
+            raise InvalidInput(
+                f"cannot load the client certificate {cert_file} / key {key_file} ({exc})",
+                hint="--cert-file / $TL_CERT_FILE: PEM certificate; --key-file / $TL_KEY_FILE: "
+                "its unencrypted PEM private key",
+            ) from exc
+    elif key_file:
+        raise InvalidInput("a client key was given without its certificate", hint="add --cert-file")
+    return context
 
-    def __init__(self, base_url: str = DEFAULT_URL, timeout_s: float = 30) -> None:
+
+class LedgerClient:
+    """Calls on one node's REST API. Use as a context manager, or call ``close()``.
+
+    ``ssl_context`` (``client_tls_context``) is used for ``https://`` URLs; without one an
+    https URL is checked against the system's trust store."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        timeout_s: float = 30,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise InvalidInput(
@@ -204,6 +246,7 @@ class LedgerClient:
         self._host = parts.hostname
         self._port = parts.port
         self._prefix = parts.path.rstrip("/")
+        self._ssl_context = ssl_context
         self._connection: http.client.HTTPConnection | None = None
 
     def __enter__(self) -> LedgerClient:
@@ -221,8 +264,14 @@ class LedgerClient:
 
     def _connect(self) -> http.client.HTTPConnection:
         if self._connection is None:
-            factory = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-            self._connection = factory(self._host, self._port, timeout=self.timeout_s)
+            if self._https:
+                self._connection = http.client.HTTPSConnection(
+                    self._host, self._port, timeout=self.timeout_s, context=self._ssl_context
+                )
+            else:
+                self._connection = http.client.HTTPConnection(
+                    self._host, self._port, timeout=self.timeout_s
+                )
         return self._connection
 
     def _unreachable(self, what: str, exc: BaseException) -> NodeUnreachable:
@@ -273,6 +322,13 @@ class LedgerClient:
                 if reused and attempt == 1:
                     continue
                 raise self._unreachable("connection lost to", exc) from exc
+            except ssl.SSLError as exc:
+                self.close()
+                raise NodeUnreachable(
+                    f"TLS with {self.base_url} failed: {exc}",
+                    hint="check --ca-file (the CA of the node's certificate) and, for a node "
+                    "that requires client certificates, --cert-file/--key-file",
+                ) from exc
             except (OSError, http.client.HTTPException) as exc:
                 raise self._unreachable("cannot reach", exc) from exc
             if response.will_close:
@@ -312,6 +368,13 @@ class LedgerClient:
             )
         if reply.status == 503:
             raise NodeNotReady(message, hint="the node has no genesis yet or is shutting down")
+        if reply.status == 403:
+            raise RequestRejected(
+                message,
+                status=403,
+                hint="the node admits only listed client certificates for this: use "
+                "--cert-file/--key-file (or $TL_CERT_FILE/$TL_KEY_FILE) with a listed one",
+            )
         if 400 <= reply.status < 500:
             raise RequestRejected(message, status=reply.status)
         raise NodeError(message, hint="a bug on the node's side: see its log")
@@ -493,6 +556,31 @@ class LedgerClient:
 
     def status(self) -> NodeStatus:
         return NodeStatus.from_json(_data(self._get("/status"), "status"))
+
+    # --- proofs (docs/formats.md §8; check them with chain.proof_verify.verify_proof) ------
+
+    def batch_proof(self, batch_id: str) -> dict[str, Any]:
+        """Proof that a committed batch is in its block."""
+        return _data(self._get(f"/proofs/batches/{quote(batch_id)}"), "batch proof")
+
+    def transaction_proof(self, transaction_id: str) -> dict[str, Any]:
+        """Proof that a committed transaction is in its batch and block."""
+        return _data(self._get(f"/proofs/transactions/{quote(transaction_id)}"), "proof")
+
+    def state_proof(self, address: str, block_num: int | None = None) -> dict[str, Any]:
+        """Proof of the value (or absence) at ``address`` at a block (default: the head)."""
+        query = None if block_num is None else {"block": str(block_num)}
+        return _data(self._get(f"/proofs/state/{quote(address)}", query), "state proof")
+
+    def audit_proof(self, from_seq: int | None = None, to_seq: int | None = None) -> dict[str, Any]:
+        """Proof that the node's key-usage trail at checkpoint ``to_seq`` extends it at
+        ``from_seq`` (defaults: the last two checkpoints)."""
+        query = {
+            name: str(value)
+            for name, value in (("from_seq", from_seq), ("to_seq", to_seq))
+            if value is not None
+        }
+        return _data(self._get("/proofs/audit", query), "audit proof")
 
 
 def _data(document: Mapping[str, Any], what: str) -> dict[str, Any]:

@@ -104,6 +104,15 @@ class CheckpointSignature:
     signature_raw: bytes
 
 
+@dataclass(frozen=True)
+class TrailCheckpoint:
+    """A checkpoint as written: the head it covers and the key's signature over it."""
+
+    head_seq: int
+    head: str
+    signature: CheckpointSignature
+
+
 # Signs a checkpoint digest with the node key; must itself append the "checkpoint" use record.
 CheckpointSigner = Callable[[bytes], CheckpointSignature]
 
@@ -187,11 +196,14 @@ class AuditLog:
                     _log.warning("audit_checkpoint_failed", error=type(exc).__name__)
             return seq
 
-    def checkpoint(self) -> None:
-        """Checkpoint now (e.g. at shutdown), if there is anything new to cover."""
+    def checkpoint(self, *, force: bool = False) -> TrailCheckpoint | None:
+        """Checkpoint now (e.g. at shutdown), if there is anything new to cover, or with
+        ``force`` whenever the trail is not empty (the ledger anchor of issue 7 wants a
+        fresh signature even from an idle node). Returns the checkpoint made, if any."""
         with self._lock:
-            if self._since_checkpoint:
-                self._checkpoint()
+            if self._since_checkpoint or (force and self._next_seq > 0):
+                return self._checkpoint()
+            return None
 
     def checkpoint_if_due(self) -> bool:
         """For the node's timer: appends only check the interval when a record arrives, so
@@ -217,10 +229,10 @@ class AuditLog:
         elapsed = self._clock() - self._last_checkpoint_time
         return self._since_checkpoint > 0 and elapsed >= self.checkpoint_every_s
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self) -> TrailCheckpoint | None:
         signer = self._checkpoint_signer
         if signer is None:
-            return
+            return None
         head_seq, head = self._next_seq - 1, self._head
         self._in_checkpoint = True
         try:
@@ -243,6 +255,7 @@ class AuditLog:
         os.fsync(self._fd)
         self._since_checkpoint = 0
         self._last_checkpoint_time = self._clock()
+        return TrailCheckpoint(head_seq, head, signature)
 
     def _append(self, fields: dict[str, Any]) -> int:
         seq = self._next_seq
@@ -255,8 +268,13 @@ class AuditLog:
     def _write_line(self, line: bytes, digest: str, kind: str) -> None:
         # One write() on an O_APPEND descriptor: a record is never interleaved or split by
         # another writer, and once write() returns it survives the process being killed.
-        if os.write(self._fd, line) != len(line):
-            raise OSError(f"short write to audit log {self.path}")
+        written = os.write(self._fd, line)
+        if written != len(line):
+            # A full disk writes part of the line: cut it off again, or the next record
+            # would be appended to the torn one and the trail would never verify (found
+            # filling the disk under load, issue 8).
+            os.ftruncate(self._fd, os.fstat(self._fd).st_size - written)
+            raise OSError(f"short write to audit log {self.path} (disk full?)")
         if self.sync_each_record:
             os.fsync(self._fd)
         self._next_seq, self._head = self._next_seq + 1, digest

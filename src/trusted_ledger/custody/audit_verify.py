@@ -100,7 +100,8 @@ def verify_trail(lines: Iterable[bytes], trusted_key: PublicKey | None = None) -
 def _parse(line: bytes, line_number: int, report: AuditReport) -> dict[str, Any] | None:
     try:
         record = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: an edited line nested deeply enough to exhaust the parser's stack.
         report.problems.append((line_number, "line is not JSON (torn or edited)"))
         return None
     if not isinstance(record, dict):
@@ -122,13 +123,19 @@ def _check_checkpoint(
     checkpoint = records[index]
     seq = index
     head_seq = checkpoint.get("head_seq")
-    if not isinstance(head_seq, int) or head_seq != index - 2:
+    # index >= 2: a checkpoint covers a record before its own use record; a negative
+    # head_seq would index the list from its end.
+    if not isinstance(head_seq, int) or index < 2 or head_seq != index - 2:
         report.problems.append((seq, f"checkpoint head_seq {head_seq!r} is not seq-2"))
         return
-    if records[head_seq].get("hash") != checkpoint.get("head"):
+    head = checkpoint.get("head")
+    if not isinstance(head, str) or not _is_digest_hex(head):
+        report.problems.append((seq, "checkpoint head is not 64 lowercase hex characters"))
+        return
+    if records[head_seq].get("hash") != head:
         report.problems.append((seq, f"checkpoint head differs from record {head_seq}'s hash"))
         return
-    digest = checkpoint_digest(head_seq, str(checkpoint["head"]))
+    digest = checkpoint_digest(head_seq, head)
     use = records[index - 1]
     if (use.get("purpose"), use.get("digest"), use.get("result")) != (
         "checkpoint",
@@ -148,6 +155,10 @@ def _check_checkpoint(
         return
     report.checkpoints += 1
     report.checkpoint_keys.add(key.fingerprint)
+
+
+def _is_digest_hex(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
 
 
 def export_csv(lines: Iterable[bytes]) -> str:

@@ -7,6 +7,12 @@ one asyncio event loop:
 - inbound bytes are decoded (node/bft_wire.py), the sender must be a member and its
   signature must verify under that member's key (a proposal: under proposer(h, r)'s key)
   before the machine sees them; everything else is dropped and counted;
+- the membership is per height (chain/membership.py: the on-chain ``tl.consensus.members``
+  in the state the height builds on): member ids, proposer rotation and vote keys of height
+  h are that membership's, and this node signs with whichever of its keys (``NodeKeyRing``)
+  is a member at h, or not at all. A message of the next height from a sender who is not a
+  member now waits (bounded) until that height starts and is then checked against its
+  membership, so a member added at h+1 is heard from its first message;
 - actions are carried out in the order returned, and the machine's ``PersistentState`` is
   handed to ``persist`` *before* any signature leaves the signer, so a lock is never lost
   after a vote that relied on it was sent;
@@ -42,6 +48,7 @@ from trusted_ledger.chain.block import Block, decode_block
 from trusted_ledger.chain.block import block_bytes_max as format_block_bytes_max
 from trusted_ledger.chain.certificate import CommitCertificate, Vote
 from trusted_ledger.chain.execution import ExecutionOutcome
+from trusted_ledger.chain.membership import MemberList
 from trusted_ledger.chain.pool import BatchPool
 from trusted_ledger.chain.publisher import BlockPublisher, ProposedBlock
 from trusted_ledger.chain.signing import PURPOSE_BLOCK, PURPOSE_VOTE, ChainSigner
@@ -81,6 +88,7 @@ from trusted_ledger.node.bft_wire import (
     encode_proposal,
     encode_vote,
 )
+from trusted_ledger.node.keyring import key_ring
 from trusted_ledger.observability.logging import get_logger
 from trusted_ledger.observability.metrics import (
     CONSENSUS_DECISIONS_TOTAL,
@@ -108,12 +116,27 @@ executed_blocks_max = 8
 at commit."""
 evidence_max = 1024
 """Misbehaviour reports kept in memory (all are logged and counted)."""
+deferred_messages_max = 1024
+"""Next-height messages from senders outside the current membership, kept until that
+height's membership can say whether they count (more are dropped; re-sends recover)."""
+deferred_bytes_max = 64 * 1024 * 1024
 validation_retry_ms = 500
 """Delay before re-executing a block whose execution failed locally (not deterministically)."""
 
 _DEFAULT_TIMEOUTS = TimeoutConfig()
 _KIND_NAMES = {VoteKind.PREVOTE: "prevote", VoteKind.PRECOMMIT: "precommit"}
 _T = TypeVar("_T")
+
+
+class ProposalFile(Protocol):
+    """Where the driver keeps the last block it signed as proposer, durably (node/catchup.py
+    ``OwnProposalFile``): written before the proposal leaves, so a member that crashes
+    between signing and sending re-proposes the same signed block after a restart instead
+    of losing the round to its own guard (which refuses a second proposal signature)."""
+
+    def save(self, block: bytes) -> None: ...
+
+    def load(self) -> bytes | None: ...
 
 
 class Transport(Protocol):
@@ -161,8 +184,8 @@ class BftDriver:
         publisher: BlockPublisher,
         validator: BlockValidator,
         signer: ChainSigner,
-        members: Sequence[PublicKey],
         transport: Transport,
+        members: Sequence[PublicKey] | None = None,
         persist: Callable[[PersistentState], None],
         restored: PersistentState | None = None,
         timeouts: TimeoutConfig = _DEFAULT_TIMEOUTS,
@@ -173,6 +196,7 @@ class BftDriver:
         on_commit: Callable[[Block, CommitCertificate], None] | None = None,
         txn_limits: TxnLimits = DEFAULT_LIMITS,
         block_bytes_max: int = format_block_bytes_max,
+        proposal_file: ProposalFile | None = None,
     ) -> None:
         if resend_interval_ms <= 0 or idle_poll_ms <= 0:
             raise InvalidInput("resend_interval_ms and idle_poll_ms must be positive")
@@ -180,10 +204,7 @@ class BftDriver:
         self._pool = pool
         self._publisher = publisher
         self._validator = validator
-        self._signer = signer
-        self._keys = {member_id(key): key for key in members}
-        self._member_ids = tuple(member_id(key) for key in members)
-        self._me = member_id(signer.public_key)
+        self._signer = key_ring(signer)
         self._transport = transport
         self._persist = persist
         self._timeouts = timeouts
@@ -205,10 +226,31 @@ class BftDriver:
             log_method = log.info if restored.height < height else log.error
             log_method("bft.restored_state_ignored", state_height=restored.height, height=height)
             restored = None
+        self._enter_membership(height)
+        if members is not None and tuple(member_id(k) for k in members) != self._member_ids:
+            # Paired check for callers that still pass the members: they must be the ones
+            # the chain says decide this height.
+            raise InvalidInput(
+                f"the members given differ from the membership of height {height} on chain"
+            )
         self._machine = Consensus(
             self._me, height, self._member_ids, timeouts=timeouts, restored=restored
         )
         self._init_runtime(height, restored)
+        self._proposal_file = proposal_file
+        self._saved_proposal = _load_saved(proposal_file)
+
+    def _enter_membership(self, height: int) -> None:
+        """Take ``height``'s membership: member ids and keys, and which key of ours signs."""
+        members: MemberList = self._validator.memberships.at(height)
+        self._keys = dict(zip(members.ids, members.keys, strict=True))
+        self._member_ids = members.ids
+        chosen = self._signer.choose(members)
+        # Not a member at this height: an id of ours outside the membership makes the
+        # machine an observer (it follows and decides, never signs).
+        key = chosen.public_key if chosen is not None else self._signer.signers[0].public_key
+        self._me = member_id(key)
+        self.membership = members
 
     def _init_runtime(self, height: int, restored: PersistentState | None) -> None:
         """The driver's own state beside the machine's: work queue, timers, caches."""
@@ -231,6 +273,9 @@ class BftDriver:
         self._proposals_seen: dict[tuple[int, int], bytes] = {}
         self._last_decision: list[bytes] = []
         self._last_decision_sent_s = 0.0
+        self._deferred: deque[tuple[bytes, bool]] = deque()
+        """Raw next-height messages: (bytes, whether the machine holds it too)."""
+        self._deferred_bytes = 0
         self._behind_reported = height + 1
         self._observed = (height, -1)
         self.evidence: deque[Misbehaviour] = deque(maxlen=evidence_max)
@@ -296,10 +341,13 @@ class BftDriver:
         message: Message = decoded.proposal if isinstance(decoded, WireProposal) else decoded.vote
         kind = _kind_name(message)
         reason = self._authenticate(decoded.chain_id, message)
+        height = self._machine.height
+        if reason == "not_member" and message.height == height + 1:
+            self._defer(data, kind, held=False)
+            return
         if reason is not None:
             self._count_in(kind, reason)
             return
-        height = self._machine.height
         if message.height > height + 1:
             self._count_in(kind, "ahead")
             self._report_behind(message.height)
@@ -314,6 +362,7 @@ class BftDriver:
             self._hear()
         else:
             self._heard_next_height = True
+            self._defer(data, kind, held=True)
         if isinstance(decoded, WireProposal):
             self._keep_block(decoded.proposal.block_id, message.height, decoded.block_bytes)
             self._proposals_seen.setdefault((message.height, message.round), data)
@@ -333,15 +382,45 @@ class BftDriver:
             return "not_member"
         if sender == self._me:
             return "own"  # our messages are delivered back directly, once, when signed
-        if isinstance(message, Proposal) and sender != self._machine.proposer(
-            message.height, message.round
+        if (
+            isinstance(message, Proposal)
+            and message.height == self._machine.height
+            and sender != self._machine.proposer(message.height, message.round)
         ):
+            # (A next-height proposal is checked by the machine when that height starts,
+            # under that height's membership.)
             return "not_proposer"
         try:
             key.verify(message_digest(chain_id, message), message.signature)
         except (VerificationFailed, InvalidInput):
             return "bad_signature"
         return None
+
+    def _defer(self, data: bytes, kind: str, *, held: bool) -> None:
+        """Keep a next-height message: one of a sender outside this height's membership
+        (``held`` False: the machine drops it), or one the machine buffers (``held``: kept
+        for a new machine, should this node's identity change at that height)."""
+        if (
+            len(self._deferred) >= deferred_messages_max
+            or self._deferred_bytes + len(data) > deferred_bytes_max
+        ):
+            if not held:
+                self._count_in(kind, "not_member")
+            return
+        self._deferred.append((data, held))
+        self._deferred_bytes += len(data)
+        if not held:
+            self._count_in(kind, "deferred")
+
+    def _replay_deferred(self, *, all_messages: bool) -> None:
+        """At a new height: feed kept messages again (those of this height are checked
+        against its membership; those of a later height are deferred once more). Messages
+        the machine buffered itself are replayed only to a new machine."""
+        deferred, self._deferred = self._deferred, deque()
+        self._deferred_bytes = 0
+        for data, held in deferred:
+            if all_messages or not held:
+                self.on_message(data)
 
     def _report_behind(self, height: int) -> None:
         """A member is at a height this node cannot accept messages of: it missed blocks.
@@ -476,11 +555,50 @@ class BftDriver:
             return
         self._proposing = True
         now_ms = self._clock_ms()
+
+        def work() -> ProposedBlock | None:
+            reused = self._reuse_saved_proposal(request)
+            if reused is not None:
+                return reused
+            proposed = self._publisher.propose(now_ms, first_round=request.round)
+            if proposed is not None and self._proposal_file is not None:
+                self._proposal_file.save(proposed.block.encode())
+            return proposed
+
         self._submit(
-            lambda: self._publisher.propose(now_ms, first_round=request.round),
+            work,
             lambda result: self._proposed(request, result),
             on_error=lambda exc: self._propose_failed(request, exc),
         )
+
+    def _reuse_saved_proposal(self, request: RequestValue) -> ProposedBlock | None:
+        """The block this member signed for exactly this height and round before a restart,
+        re-executed (worker thread); None if there is none or it is for another position."""
+        data, self._saved_proposal = self._saved_proposal, None
+        if data is None:
+            return None
+        try:
+            block = decode_block(data, self._txn_limits, verify_batch_signatures=False)
+        except TrustedLedgerError as exc:
+            log.warning("bft.saved_proposal_unreadable", error=str(exc))
+            return None
+        head = self._store.head
+        if (
+            head is None
+            or block.number != request.height
+            or block.header.consensus_round != request.round
+            or block.header.previous_block_id != head.block_id
+            or member_id(block.header.proposer) != self._me
+        ):
+            return None
+        outcome = self._validator.validate(block)
+        log.info(
+            "bft.saved_proposal_reused",
+            height=request.height,
+            round=request.round,
+            block=block.id.hex()[:16],
+        )
+        return ProposedBlock(block, outcome)
 
     def _proposed(self, request: RequestValue, proposed: ProposedBlock | None) -> None:
         self._proposing = False
@@ -523,7 +641,7 @@ class BftDriver:
         block_bytes = cached[1]
 
         def work() -> tuple[Block, ExecutionOutcome]:
-            block = decode_block(block_bytes, self._txn_limits)
+            block = decode_block(block_bytes, self._txn_limits, known=self._pool.holds)
             return block, self._validator.validate(block)
 
         def done(result: tuple[Block, ExecutionOutcome]) -> None:
@@ -630,10 +748,10 @@ class BftDriver:
                 block, outcome = executed
             else:
                 assert cached is not None
-                block = decode_block(cached[1], self._txn_limits)
+                block = decode_block(cached[1], self._txn_limits, known=self._pool.holds)
                 outcome = self._validator.validate(block)
-            # Paired assertion: what we are about to commit is certified by this membership.
-            certificate.verify(self._validator.membership, block)
+            # Paired assertion: what we are about to commit is certified by its membership.
+            certificate.verify(self._validator.membership_at(block.number), block)
             self._publisher.commit(ProposedBlock(block, outcome), certificate)
             return block
 
@@ -689,7 +807,26 @@ class BftDriver:
         # Messages buffered for the new height are replayed by on_committed: heard already.
         self._heard_at_height, self._heard_next_height = self._heard_next_height, False
         self._parked.clear()
-        self._run(self._machine.on_committed(committed, self._member_ids))
+        me_before = self._me
+        self._enter_membership(committed + 1)
+        rebuilt = self._me != me_before
+        if not rebuilt:
+            self._run(self._machine.on_committed(committed, self._member_ids))
+        else:
+            # This node's key changed (a rotation takes effect, or it joins or leaves): the
+            # machine's identity is fixed, so the next height gets a new machine, and the
+            # next-height messages the old one buffered are replayed to it from here.
+            log.info(
+                "bft.identity_changed",
+                height=committed + 1,
+                key=self._me.hex()[:16],
+                member=self._me in self._keys,
+            )
+            self._machine = Consensus(
+                self._me, committed + 1, self._member_ids, timeouts=self._timeouts
+            )
+            self._run(self._machine.start())
+        self._replay_deferred(all_messages=rebuilt)
 
     def _report(self, report: ReportMisbehaviour) -> None:
         self.evidence.append(Misbehaviour(report.member, report.first, report.second))
@@ -767,6 +904,17 @@ class BftDriver:
             self._observed = (height, consensus_round)
             CONSENSUS_HEIGHT.set(height)
             CONSENSUS_ROUND.set(consensus_round)
+
+
+def _load_saved(proposal_file: ProposalFile | None) -> bytes | None:
+    if proposal_file is None:
+        return None
+    try:
+        return proposal_file.load()
+    except OSError as exc:
+        # Losing it costs one round at most (the guard still refuses a second signature).
+        log.warning("bft.saved_proposal_unreadable", error=repr(exc))
+        return None
 
 
 def _with_signature(message: Message, signature: bytes) -> Message:

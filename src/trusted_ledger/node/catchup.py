@@ -179,18 +179,42 @@ class ConsensusStateFile:
             },
             sort_keys=True,
         )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        with open(temporary, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.path)
-        directory = os.open(self.path.parent, os.O_RDONLY)
+        _write_durably(self.path, text.encode("utf-8"))
+
+
+class OwnProposalFile:
+    """The last block this member signed as proposer: the block's own bytes (docs/formats.md
+    block format, self-verifying: its proposer signature is checked when it is read back),
+    replaced atomically and fsynced before the proposal is sent (node/bft.py ``ProposalFile``).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> bytes | None:
         try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+            return self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def save(self, block: bytes) -> None:
+        _write_durably(self.path, block)
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    """Temporary file, fsync, rename, directory fsync: the old or the new bytes, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 def _int(value: object) -> int:

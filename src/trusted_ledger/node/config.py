@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from trusted_ledger.errors import ConfigurationError
+from trusted_ledger.errors import ConfigurationError, InvalidInput
 
 CONFIG_FILE_NAME = "node.toml"
 API_BIND_DEFAULT = "127.0.0.1:8008"
@@ -37,6 +37,9 @@ class CustodySection:
     profile: str = "softhsm2"
     token: str = "tl-node"  # noqa: S105 - a token label, not a secret
     key_label: str = "node-signing"
+    next_key_label: str = ""
+    """bft key rotation: a second key on the token (``node new-key``); the node signs with
+    whichever of its two keys is in each height's on-chain membership. Empty: none."""
     pin_file: str = ""
     """A mode-600 file holding the user PIN; exactly one of pin_file and pin_env is set."""
     pin_env: str = ""
@@ -46,11 +49,24 @@ class CustodySection:
     """SoftHSM's configuration (exported as SOFTHSM2_CONF before the module loads)."""
     audit_checkpoint_every_records: int = 1000
     audit_checkpoint_every_s: int = 60
+    anchor_every_s: int = 300
+    """Seconds between anchors of the audit trail in the ledger (``tl_audit``); 0: off."""
 
 
 @dataclass(frozen=True)
 class ApiSection:
     bind: str = API_BIND_DEFAULT
+    tls_cert_file: str = ""
+    """PEM certificate (chain) of the operator: the API serves HTTPS only. Empty: HTTP."""
+    tls_key_file: str = ""
+    """Its PEM private key (mode 600); set with ``tls_cert_file``."""
+    client_ca_file: str = ""
+    """PEM CA certificate(s) that issue client certificates; needs TLS."""
+    write_clients: tuple[str, ...] = ()
+    """Clients allowed to ``POST /batches`` (fingerprints ``sha256:HEX`` or RFC 4514
+    subjects); empty: any client. Needs ``client_ca_file``."""
+    read_clients: tuple[str, ...] = ()
+    """If set, only these clients (and the write clients) read the ledger's data."""
 
     @property
     def host(self) -> str:
@@ -155,12 +171,21 @@ class NodeConfig:
 
     @property
     def guard_path(self) -> Path:
-        return self.data_dir / "guard" / f"{self.custody.key_label}.guard"
+        return self.guard_path_of(self.custody.key_label)
+
+    def guard_path_of(self, key_label: str) -> Path:
+        """The signing guard file of the node key labelled ``key_label``."""
+        return self.data_dir / "guard" / f"{key_label}.guard"
 
     @property
     def consensus_state_path(self) -> Path:
         """bft: the consensus machine's durable state (round, step, lock)."""
         return self.data_dir / "consensus" / "state.json"
+
+    @property
+    def own_proposal_path(self) -> Path:
+        """bft: the last block this member signed as proposer (re-proposed after a crash)."""
+        return self.data_dir / "consensus" / "own-proposal.block"
 
     @property
     def audit_path(self) -> Path:
@@ -224,12 +249,27 @@ def _section(path: Path, name: str, section_type: type[Any], values: dict[str, A
                 hint=f"[{name}] takes {', '.join(sorted(known))}",
             )
         expected = type(known[key].default)
+        if expected is tuple:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigurationError(
+                    f"{path}: {name}.{key} must be a list of strings, got {value!r}"
+                )
+            continue
         if isinstance(value, bool) or not isinstance(value, expected):
             raise ConfigurationError(
                 f"{path}: {name}.{key} must be {'an integer' if expected is int else 'a string'}, "
                 f"got {value!r}"
             )
-    return section_type(**values)
+    return section_type(
+        **{key: tuple(value) if isinstance(value, list) else value for key, value in values.items()}
+    )
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a name too long for the file system (is_file raises for ENAMETOOLONG)
+        return False
 
 
 def _bad(config: NodeConfig, key: str, problem: str, hint: str | None = None) -> None:
@@ -242,10 +282,21 @@ def _positive(config: NodeConfig, key: str, value: int, high: int | None = None)
         _bad(config, key, f"must be {bound}, got {value}")
 
 
+def _check_next_key(config: NodeConfig) -> None:
+    if config.custody.next_key_label == config.custody.key_label:
+        _bad(
+            config,
+            "custody.next_key_label",
+            "must differ from custody.key_label",
+            hint="the label of the new key `trusted-ledger node new-key` made, or empty",
+        )
+
+
 def _check(config: NodeConfig) -> None:
     custody = config.custody
     if not custody.token or not custody.key_label or not custody.profile:
         _bad(config, "custody.token/key_label/profile", "must not be empty")
+    _check_next_key(config)
     if bool(custody.pin_file) == bool(custody.pin_env):
         _bad(
             config,
@@ -257,9 +308,13 @@ def _check(config: NodeConfig) -> None:
         config, "custody.audit_checkpoint_every_records", custody.audit_checkpoint_every_records
     )
     _positive(config, "custody.audit_checkpoint_every_s", custody.audit_checkpoint_every_s)
+    if custody.anchor_every_s < 0:
+        _bad(config, "custody.anchor_every_s", "must be 0 (off) or a number of seconds")
     host, _, port = config.api.bind.rpartition(":")
-    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    # isascii: str.isdigit also accepts digits int() refuses, such as "²".
+    if not host or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
         _bad(config, "api.bind", f"must be HOST:PORT, got {config.api.bind!r}")
+    _check_api_tls(config)
     _positive(config, "pool.batches_max", config.pool.batches_max)
     _positive(config, "pool.bytes_max", config.pool.bytes_max)
     _positive(config, "publisher.block_batches_max", config.publisher.block_batches_max)
@@ -270,7 +325,8 @@ def _check(config: NodeConfig) -> None:
         _bad(config, "processing.scheduler", f"must be one of {SCHEDULERS}")
     _positive(config, "processing.workers", config.processing.workers, 64)
     bind = config.processors.bind
-    if bind and not (bind.startswith("tcp://") and bind.rpartition(":")[2].isdigit()):
+    bind_port = bind.rpartition(":")[2]
+    if bind and not (bind.startswith("tcp://") and bind_port.isascii() and bind_port.isdigit()):
         _bad(config, "processors.bind", f"must be tcp://HOST:PORT or empty, got {bind!r}")
     _positive(config, "processors.request_timeout_ms", config.processors.request_timeout_ms)
     if config.consensus.mode not in CONSENSUS_MODES:
@@ -280,7 +336,11 @@ def _check(config: NodeConfig) -> None:
     _positive(config, "consensus.propose_timeout_ms", config.consensus.propose_timeout_ms)
     _positive(config, "consensus.vote_timeout_ms", config.consensus.vote_timeout_ms)
     peer_host, _, peer_port = config.network.bind.rpartition(":")
-    if not peer_host or not peer_port.isdigit() or not 0 <= int(peer_port) <= 65535:
+    if (
+        not peer_host
+        or not (peer_port.isascii() and peer_port.isdigit())
+        or not 0 <= int(peer_port) <= 65535
+    ):
         _bad(config, "network.bind", f"must be HOST:PORT, got {config.network.bind!r}")
     if config.logging.level not in LOG_LEVELS:
         _bad(config, "logging.level", f"must be one of {LOG_LEVELS}")
@@ -288,7 +348,42 @@ def _check(config: NodeConfig) -> None:
         _bad(config, "logging.format", f"must be one of {LOG_FORMATS}")
 
 
-def _toml_value(value: int | str) -> str:
+def _check_api_tls(config: NodeConfig) -> None:
+    from trusted_ledger.api.tls import parse_client_entry  # noqa: PLC0415 - api loads aiohttp
+
+    api = config.api
+    if bool(api.tls_cert_file) != bool(api.tls_key_file):
+        _bad(
+            config,
+            "api.tls_cert_file/tls_key_file",
+            "must be set together",
+            hint="tls_cert_file = the PEM certificate, tls_key_file = its PEM private key",
+        )
+    for key in ("tls_cert_file", "tls_key_file", "client_ca_file"):
+        value = getattr(api, key)
+        if value and not _is_file(config.resolve(value)):
+            _bad(config, f"api.{key}", f"names {config.resolve(value)}, which is not a file")
+    if api.client_ca_file and not api.tls_cert_file:
+        _bad(config, "api.client_ca_file", "needs TLS", hint="set api.tls_cert_file/tls_key_file")
+    for key in ("write_clients", "read_clients"):
+        entries = getattr(api, key)
+        if entries and not api.client_ca_file:
+            _bad(
+                config,
+                f"api.{key}",
+                "needs client certificates",
+                hint="set api.client_ca_file to the CA that issues the clients' certificates",
+            )
+        for index, entry in enumerate(entries):
+            try:
+                parse_client_entry(entry)
+            except InvalidInput as exc:
+                _bad(config, f"api.{key}[{index}]", exc.message, hint=exc.hint)
+
+
+def _toml_value(value: int | str | tuple[str, ...]) -> str:
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     if isinstance(value, int):
         return str(value)
     escaped = value.replace("\\", "\\\\").replace('"', '\\"')

@@ -1,13 +1,8 @@
 """A member node in the consortium: peer mesh, BFT driver, batch gossip and catch-up.
 
-``PeerMesh`` is the ``Transport`` the BFT driver asks for, over ``network``: it serves the
-node's peer address and dials every other member, keeping at most one connection per pair.
-Rule: **the member with the smaller key fingerprint dials**; the other only accepts. A
-dialler that lost its connection redials with capped exponential backoff; an acceptor that
-receives a new connection from a member it already has one with keeps the *new* one (the
-dialler restarted or saw the old one die first, so the old one is dead or about to be). With
-one dialling side per pair there is never a race of two simultaneous connections, and a
-restarted member is back as soon as its first dial succeeds.
+``PeerMesh`` (node/mesh.py) is the ``Transport`` the BFT driver asks for: one connection to
+every other member of the membership on chain, dialled from the members file (the address
+book).
 
 ``Consortium`` wires it to the chain:
 
@@ -20,11 +15,14 @@ restarted member is back as soon as its first dial succeeds.
   the pool of the node that accepted it, which proposes it at its own turn;
 - **catch-up** (``BlockSync``): when the driver reports members ahead, or a peer reports a
   higher head, committed blocks are fetched with their certificates, one per BLOCK_RESPONSE,
-  from peers in turn. A block is committed only under a certificate with a quorum of member
-  signatures, re-executed by ``BlockValidator.commit``, in height order — so no single peer
-  is trusted. Catch-up stops the driver (and waits for its chain work to end) before the
+  from peers in turn. A block is committed only under a certificate with a quorum of the
+  membership *of its height* (computed from the state this node re-executed, never taken
+  from a peer), re-executed by ``BlockValidator.commit``, in height order — so no single
+  peer is trusted. Catch-up stops the driver (and waits for its chain work to end) before the
   first commit, and starts a new driver at the new head afterwards, because a driver
   follows the store only through its own decisions;
+- **membership**: after each commit the mesh follows the next height's membership (and
+  this node's key, which the driver switches when a rotation takes effect);
 - a peer that sends bytes that break a format (consensus, batches, catch-up) or a block
   whose certificate does not verify is disconnected (and reconnects later, when it is an
   honest member that had a bad moment).
@@ -39,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import random
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +46,7 @@ from trusted_ledger.chain import BatchPool, Block, BlockPublisher, BlockValidato
 from trusted_ledger.chain.block import block_bytes_max as format_block_bytes_max
 from trusted_ledger.chain.block import decode_block
 from trusted_ledger.chain.certificate import CommitCertificate, decode_certificate
+from trusted_ledger.chain.membership import ChainMember, MemberList
 from trusted_ledger.chain.signing import ChainSigner
 from trusted_ledger.consensus import PersistentState, TimeoutConfig
 from trusted_ledger.custody import PublicKey
@@ -64,36 +62,38 @@ from trusted_ledger.errors import (
     VerificationFailed,
 )
 from trusted_ledger.network import (
-    MessageLimits,
     MessageType,
     PeerConnection,
     PeerMessage,
     PeerServer,
-    PeerSettings,
-    connect,
-    frame_bytes_max_default,
-    serve,
 )
-from trusted_ledger.node.bft import BftDriver
+from trusted_ledger.node.bft import BftDriver, ProposalFile
 from trusted_ledger.node.bft_wire import decode_message as decode_consensus
-from trusted_ledger.node.bft_wire import proposal_message_bytes_max
 from trusted_ledger.node.catchup import (
     BlockResponse,
     decode_block_request,
     decode_block_response,
     encode_block_request,
     encode_block_response,
-    response_bytes_max,
 )
+from trusted_ledger.node.keyring import key_ring
 from trusted_ledger.node.members import Member
+from trusted_ledger.node.mesh import PeerMesh, listen, message_limits, peer_settings
 from trusted_ledger.observability.logging import get_logger
 from trusted_ledger.observability.metrics import (
     CONSORTIUM_CATCHUP_BLOCKS_TOTAL,
     CONSORTIUM_GOSSIP_BATCHES_TOTAL,
-    CONSORTIUM_PEER_FAULTS_TOTAL,
-    CONSORTIUM_PEERS_CONNECTED,
 )
 from trusted_ledger.txn import DEFAULT_LIMITS, TxnLimits, check_against_chain, decode_batch_list
+
+__all__ = [
+    "Consortium",
+    "ConsortiumSettings",
+    "PeerMesh",
+    "listen",
+    "message_limits",
+    "peer_settings",
+]
 
 log = get_logger("node.consortium")
 
@@ -104,6 +104,9 @@ gossip_lists_max = 256
 """Batch lists received from peers and waiting for the intake thread; more are dropped."""
 gossip_bytes_max = 64 * 1024 * 1024
 """Bytes of those waiting lists; more are dropped (they stay in their origin's pool)."""
+previous_membership_heights_max = 64
+"""At start, how far back the membership before the last change is looked for (its keys
+stay admitted so a member one change behind can connect and catch up)."""
 
 
 @dataclass(frozen=True)
@@ -123,182 +126,6 @@ class ConsortiumSettings:
     """A peer that does not deliver the next requested block in this time: ask the next."""
     block_bytes_max: int = format_block_bytes_max
     """The largest block accepted from peers (proposals and catch-up)."""
-
-
-def message_limits(block_bytes_max: int = format_block_bytes_max) -> MessageLimits:
-    """Frame and payload bounds that fit a proposal and a catch-up response carrying a block
-    of ``block_bytes_max`` bytes (the network's default frame is smaller than the chain's
-    largest block)."""
-    largest = max(proposal_message_bytes_max(block_bytes_max), response_bytes_max(block_bytes_max))
-    return MessageLimits(
-        frame_bytes_max=max(frame_bytes_max_default, largest + 1),
-        consensus_bytes_max=proposal_message_bytes_max(block_bytes_max),
-    )
-
-
-def peer_settings(
-    chain_id: str,
-    signer: ChainSigner,
-    members: Sequence[Member],
-    block_bytes_max: int = format_block_bytes_max,
-) -> PeerSettings:
-    """The network settings of a consortium node: admits exactly the listed members."""
-    fingerprints = frozenset(member.fingerprint for member in members)
-
-    def admit(key: PublicKey) -> bool:
-        return key.fingerprint in fingerprints
-
-    return PeerSettings(chain_id, signer, admit, limits=message_limits(block_bytes_max))
-
-
-async def listen(bind: str, settings: PeerSettings) -> PeerServer:
-    """Accept members on ``bind`` (``HOST:PORT``; port 0 picks a free one)."""
-    host, _, port = bind.rpartition(":")
-    return await serve(host.strip("[]"), int(port), settings)
-
-
-# --- the mesh --------------------------------------------------------------------------------
-
-
-class PeerMesh:
-    """One connection to every other member; ``broadcast`` sends CONSENSUS to each.
-
-    ``deliver(connection, message)`` is awaited for each inbound message in that
-    connection's reader task (so one peer's messages are handled in order, and a slow
-    handler pushes back on that peer only). ``on_connected`` runs for each new connection.
-    """
-
-    def __init__(
-        self,
-        *,
-        settings: PeerSettings,
-        me: Member,
-        members: Sequence[Member],
-        deliver: Callable[[PeerConnection, PeerMessage], asyncio.Future[None] | None],
-        on_connected: Callable[[PeerConnection], None],
-        reconnect_initial_ms: int = 100,
-        reconnect_max_ms: int = 5000,
-    ) -> None:
-        self._settings = settings
-        self._me = me
-        self._others = [m for m in members if m.fingerprint != me.fingerprint]
-        self._deliver = deliver
-        self._on_connected = on_connected
-        self._backoff_initial_s = reconnect_initial_ms / 1000
-        self._backoff_max_s = reconnect_max_ms / 1000
-        self._connections: dict[str, PeerConnection] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._server: PeerServer | None = None
-        self._closing = False
-
-    @property
-    def connected(self) -> list[PeerConnection]:
-        return [c for c in self._connections.values() if not c.closed]
-
-    def start(self, server: PeerServer) -> None:
-        """Accept on ``server`` and dial the members this node dials (call on the loop)."""
-        self._server = server
-        self._spawn(self._accept_loop(server))
-        for member in self._others:
-            if self._me.fingerprint < member.fingerprint:
-                self._spawn(self._dial_loop(member))
-
-    async def close(self) -> None:
-        self._closing = True
-        if self._server is not None:
-            await self._server.close()
-        for connection in list(self._connections.values()):
-            connection.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        for connection in list(self._connections.values()):
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(connection.wait_closed(), 1.0)
-        self._connections.clear()
-        CONSORTIUM_PEERS_CONNECTED.set(0)
-
-    def broadcast(self, data: bytes) -> None:
-        """Send a consensus message to every connected member; never waits (a peer whose
-        queue is full is dropped by the network and redialled)."""
-        self.send_all(MessageType.CONSENSUS, data)
-
-    def send_all(self, message_type: MessageType, payload: bytes) -> int:
-        sent = 0
-        for connection in self.connected:
-            with contextlib.suppress(PeerFault):
-                connection.send(message_type, payload)
-                sent += 1
-        return sent
-
-    def drop(self, connection: PeerConnection, reason: str, detail: str) -> None:
-        """Disconnect a peer for what it sent (logged, counted; it may reconnect)."""
-        CONSORTIUM_PEER_FAULTS_TOTAL.labels(reason=reason).inc()
-        log.warning(
-            "consortium.peer_dropped",
-            peer=connection.fingerprint[:16],
-            address=connection.remote_address,
-            reason=reason,
-            detail=detail[:200],
-        )
-        connection.close()
-
-    def _spawn(self, coroutine: Coroutine[object, object, None]) -> None:
-        task = asyncio.ensure_future(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _accept_loop(self, server: PeerServer) -> None:
-        async for connection in server:
-            if self._closing:
-                connection.close()
-                continue
-            if connection.fingerprint > self._me.fingerprint:
-                # That member is the acceptor of this pair: it never dials us, so this is a
-                # misconfigured or misbehaving peer. Refusing keeps one connection per pair.
-                self.drop(connection, "wrong_direction", "the member with the larger key dialled")
-                continue
-            self._spawn(self._serve(connection))
-
-    async def _dial_loop(self, member: Member) -> None:
-        backoff_s = self._backoff_initial_s
-        while not self._closing:
-            try:
-                connection = await connect(
-                    member.host, member.port, self._settings, expected_peer=member.public_key
-                )
-            except (PeerFault, OSError, TemporarilyUnavailable) as exc:
-                log.debug("consortium.dial_failed", member=member.name, error=str(exc))
-                await asyncio.sleep(backoff_s * random.uniform(0.5, 1.0))  # noqa: S311 - jitter
-                backoff_s = min(2 * backoff_s, self._backoff_max_s)
-                continue
-            backoff_s = self._backoff_initial_s
-            await self._serve(connection)
-            if not self._closing:
-                await asyncio.sleep(backoff_s * random.uniform(0.5, 1.0))  # noqa: S311
-
-    async def _serve(self, connection: PeerConnection) -> None:
-        """Register ``connection`` (replacing an older one with that member) and deliver its
-        messages until it closes."""
-        fingerprint = connection.fingerprint
-        old = self._connections.get(fingerprint)
-        if old is not None and old is not connection:
-            old.close()
-        self._connections[fingerprint] = connection
-        CONSORTIUM_PEERS_CONNECTED.set(len(self.connected))
-        try:
-            self._on_connected(connection)
-            async for message in connection:
-                if connection.closed:
-                    break
-                pending = self._deliver(connection, message)
-                if pending is not None:
-                    await pending
-        finally:
-            connection.close()
-            if self._connections.get(fingerprint) is connection:
-                del self._connections[fingerprint]
-            CONSORTIUM_PEERS_CONNECTED.set(len(self.connected))
 
 
 # --- the consortium node -------------------------------------------------------------------
@@ -322,37 +149,38 @@ class Consortium:
         settings: ConsortiumSettings = ConsortiumSettings(),
         on_commit: Callable[[Block], None] | None = None,
         txn_limits: TxnLimits = DEFAULT_LIMITS,
+        proposal_file: ProposalFile | None = None,
     ) -> None:
-        me = [m for m in members if m.fingerprint == signer.public_key.fingerprint]
-        if not me:
-            raise InvalidInput(
-                f"this node's key {signer.public_key.fingerprint[:16]} is not in the members list"
-            )
+        """``members`` is the members file: the address book (and, for a chain without
+        ``tl.consensus.members``, the membership the validator was made with)."""
         self._store = store
         self._pool = pool
         self._publisher = publisher
         self._validator = validator
-        self._signer = signer
-        self.members = list(members)
+        self._signer = key_ring(signer)
+        self.address_book = list(members)
         self._persist_state = persist
         self._last_state = restored
         self._clock_ms = clock_ms
         self.settings = settings
         self._on_commit = on_commit
         self._txn_limits = txn_limits
+        self._proposal_file = proposal_file
         self.peer_settings = peer_settings(
-            store.chain_id, signer, members, settings.block_bytes_max
+            store.chain_id, self._signer, self._admits, settings.block_bytes_max
         )
         """What the server passed to ``start`` must be listening with."""
+        self._membership = validator.memberships.next()
         self.mesh = PeerMesh(
             settings=self.peer_settings,
-            me=me[0],
-            members=members,
+            address_book=members,
+            members=self._membership.members,
             deliver=self._deliver,
             on_connected=self._probe,
             reconnect_initial_ms=settings.reconnect_initial_ms,
             reconnect_max_ms=settings.reconnect_max_ms,
         )
+        self._previous = self._membership
         self.driver: BftDriver | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -378,6 +206,42 @@ class Consortium:
         return len(self.mesh.connected)
 
     @property
+    def members(self) -> tuple[ChainMember, ...]:
+        """The membership deciding the next height."""
+        return self._membership.members
+
+    def _admits(self, key: PublicKey) -> bool:
+        return self.mesh.admits(key)
+
+    def _membership_before(self, current: MemberList) -> MemberList:
+        """The membership before the last change, looked for in the last
+        ``previous_membership_heights_max`` heights (else ``current``)."""
+        head = self._head_number()
+        for height in range(head, max(0, head - previous_membership_heights_max), -1):
+            members = self._validator.memberships.at(height)
+            if members != current:
+                return members
+        return current
+
+    def _membership_changed(self) -> None:
+        """After a commit: follow the membership of the next height (and this node's key,
+        which the driver switched when it entered that height)."""
+        if self._stopping:
+            return
+        members = self._validator.memberships.next()
+        if members != self._membership:
+            log.info(
+                "consortium.membership_changed",
+                height=self._head_number() + 1,
+                members=list(members.names),
+            )
+            # The keys of the membership before the change stay admitted until the next
+            # one: a member one change behind can still connect and catch up.
+            self._previous = self._membership
+            self._membership = members
+            self.mesh.set_members(members.members, self._previous.members)
+
+    @property
     def height(self) -> int | None:
         return None if self.driver is None else self.driver.height
 
@@ -390,6 +254,9 @@ class Consortium:
         with ``peer_settings``), gossip intake and the head probe. Call on the loop."""
         self._loop = asyncio.get_running_loop()
         self._start_driver()
+        self._membership = self._validator.memberships.next()
+        self._previous = self._membership_before(self._membership)
+        self.mesh.set_members(self._membership.members, self._previous.members)
         self.mesh.start(server)
         self._spawn(self._intake_loop())
         self._spawn(self._probe_loop())
@@ -422,7 +289,6 @@ class Consortium:
             publisher=self._publisher,
             validator=self._validator,
             signer=self._signer,
-            members=[m.public_key for m in self.members],
             transport=self.mesh,
             persist=self._persist,
             restored=self._last_state,
@@ -434,6 +300,7 @@ class Consortium:
             on_commit=self._committed,
             txn_limits=self._txn_limits,
             block_bytes_max=settings.block_bytes_max,
+            proposal_file=self._proposal_file,
         )
         self.driver.start()
 
@@ -444,6 +311,8 @@ class Consortium:
     def _committed(self, block: Block, _certificate: CommitCertificate) -> None:
         if self._on_commit is not None:
             self._on_commit(block)
+        # After the driver entered the next height (it does right after this callback).
+        asyncio.get_running_loop().call_soon(self._membership_changed)
 
     def _head_number(self) -> int:
         head = self._store.head
@@ -640,6 +509,7 @@ class Consortium:
                 log.info("consortium.caught_up", head=self._head_number(), target=self._target)
                 self._last_state = None
                 self._start_driver()
+                self._membership_changed()
             if not self._stopping and self._head_number() < self._target and self.mesh.connected:
                 # Gave up for now; the next probe or driver report tries again.
                 self._target = self._head_number()
@@ -705,11 +575,13 @@ class Consortium:
 
     def _verify(self, response: BlockResponse) -> tuple[Block, CommitCertificate]:
         """Decode the block and certificate and check a quorum signed it (catch-up thread)."""
-        block = decode_block(response.block, self._txn_limits)
+        block = decode_block(response.block, self._txn_limits, known=self._pool.holds)
         certificate = decode_certificate(response.certificate)
         if block.number != response.height:
             raise InvalidInput(f"response for height {response.height} holds block {block.number}")
-        certificate.verify(self._validator.membership, block)
+        # The membership of THIS height, from the state this node re-executed itself up to
+        # block - 1 (blocks are verified and committed in height order): never the peer's.
+        certificate.verify(self._validator.membership_at(block.number), block)
         return block, certificate
 
     def _commit(self, block: Block, certificate: CommitCertificate) -> bool:

@@ -19,7 +19,10 @@ Genesis is built once: member 0 proposes block 0 at (height 0, round 0, propose)
 founder signs its commit vote at (0, 0, commit) through its own guarded, audited
 ``CustodySigner`` - the same signers ``node run`` later uses, so the guards already hold the
 genesis positions. The certificate is checked against the N-member ``Membership`` before the
-same block, certificate and initial state are committed into every node's chain. Each
+same block, certificate and initial state are committed into every node's chain. The
+initial state holds the founders' membership as the setting ``tl.consensus.members`` (names
+and keys in members-file order), so from block 1 on the membership comes from the chain and
+changes by admin vote (docs/consortium.md); the members file stays the address book. Each
 ``node.toml`` is written last, so a configuration exists only for a node that is whole, and
 ``members.toml`` before them, because every configuration names it.
 """
@@ -47,7 +50,6 @@ from trusted_ledger.custody import AuditLog, KeyAlgorithm, SigningGuard, TokenPo
 from trusted_ledger.errors import ConfigurationError, InternalError, InvalidInput
 from trusted_ledger.node.bootstrap import (
     create_softhsm_token,
-    genesis_state,
     make_admin_key,
     write_softhsm_conf,
 )
@@ -71,6 +73,15 @@ from trusted_ledger.node.custody_setup import (
     use_softhsm_conf,
 )
 from trusted_ledger.node.members import Member, load_members, write_members
+from trusted_ledger.processing.families.consensus_members import (
+    MEMBERS_SETTING,
+    ChainMember,
+    encode_members_setting,
+)
+from trusted_ledger.processing.families.identity import identity_genesis_changes
+from trusted_ledger.processing.families.settings import AUTHORIZED_KEYS, settings_genesis_changes
+from trusted_ledger.processing.genesis import genesis_update
+from trusted_ledger.state import StateUpdate
 from trusted_ledger.storage import RocksDatabase
 
 MEMBERS_FILE_NAME = "members.toml"
@@ -269,13 +280,30 @@ def _certified_genesis(
     return block, certificate
 
 
+def genesis_state(store: ChainStore, admin_keys: list[str], members: list[Member]) -> StateUpdate:
+    """The consortium's initial state: ``admin_keys`` are the identity admins and settings
+    voters, and ``tl.consensus.members`` is the founders' membership in rotation order."""
+    membership = encode_members_setting(ChainMember(m.name, m.public_key) for m in members)
+    return genesis_update(
+        store.state,
+        identity_genesis_changes(admin_keys),
+        settings_genesis_changes(
+            {AUTHORIZED_KEYS: ",".join(admin_keys), MEMBERS_SETTING: membership}
+        ),
+    )
+
+
 def _commit_genesis(
-    config: NodeConfig, block: Block, certificate: CommitCertificate, admin_keys: list[str]
+    config: NodeConfig,
+    block: Block,
+    certificate: CommitCertificate,
+    admin_keys: list[str],
+    members: list[Member],
 ) -> None:
     db = RocksDatabase(config.chain_dir, CHAIN_COLUMN_FAMILIES, create=True)
     try:
         store = ChainStore(db, config.node.chain_id)
-        initial = genesis_state(store, admin_keys)
+        initial = genesis_state(store, admin_keys, members)
         if initial.root != block.header.state_root:
             raise InvalidInput(
                 f"{config.chain_dir}: genesis state root {initial.root.hex()[:16]} differs "
@@ -301,26 +329,24 @@ def init_consortium(options: ConsortiumOptions, *, clock_ms: int | None = None) 
         for index in range(options.nodes):
             founders.append(_create_founder(options, index, staging))
         members_file = directory / MEMBERS_FILE_NAME
-        write_members(
-            members_file,
-            [
-                Member(member_name(i), f.signer.public_key, f.config.network.bind)
-                for i, f in enumerate(founders)
-            ],
-        )
+        founding = [
+            Member(member_name(i), f.signer.public_key, f.config.network.bind)
+            for i, f in enumerate(founders)
+        ]
+        write_members(members_file, founding)
         admin_key, admin_file = make_admin_key(directory)
         # The root is computed in a throwaway store first: it is what founder 0 signs, and
         # every node must then arrive at the same root from the same changes.
         first = founders[0].config
         db = RocksDatabase(first.chain_dir, CHAIN_COLUMN_FAMILIES, create=True)
         try:
-            state_root = genesis_state(ChainStore(db, options.chain_id), [admin_key]).root
+            state_root = genesis_state(ChainStore(db, options.chain_id), [admin_key], founding).root
         finally:
             db.close()
         now = clock_ms if clock_ms is not None else int(time.time() * 1000)
         block, certificate = _certified_genesis(founders, options.chain_id, state_root, now)
         for founder in founders:
-            _commit_genesis(founder.config, block, certificate, [admin_key])
+            _commit_genesis(founder.config, block, certificate, [admin_key], founding)
     finally:
         for founder in founders:
             founder.close()

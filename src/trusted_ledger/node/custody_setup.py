@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from trusted_ledger.chain import CustodyChainSigner
+from trusted_ledger.chain import ChainSigner, CustodyChainSigner
 from trusted_ledger.custody import (
     AuditLog,
     CustodySigner,
@@ -24,6 +24,7 @@ from trusted_ledger.custody import (
 )
 from trusted_ledger.errors import ConfigurationError
 from trusted_ledger.node.config import NodeConfig
+from trusted_ledger.node.keyring import NodeKeyRing
 
 SOFTHSM_CONF_VARIABLE = "SOFTHSM2_CONF"
 
@@ -75,3 +76,22 @@ def node_chain_signer(config: NodeConfig, pool: TokenPool, audit: AuditLog) -> C
         pool, config.custody.key_label, audit=audit, guard=guard, checkpoints=True
     )
     return CustodyChainSigner(signer)
+
+
+def node_key_ring(config: NodeConfig, pool: TokenPool, audit: AuditLog) -> NodeKeyRing:
+    """The node key and, when ``custody.next_key_label`` is set, the next key (a rotation
+    under way), each behind its own guard; both audited in the one trail, whose checkpoints
+    the node key (``key_label``) keeps signing."""
+    signers: list[ChainSigner] = [node_chain_signer(config, pool, audit)]
+    label = config.custody.next_key_label
+    if label:
+        key = pool.key_info(label)
+        guard_path = config.guard_path_of(label)
+        if not guard_path.is_file():
+            raise ConfigurationError(
+                f"custody.next_key_label {label!r} has no signing guard at {guard_path}",
+                hint="create the key with `trusted-ledger node new-key`, which makes its guard",
+            )
+        guard = SigningGuard.open(guard_path, key.fingerprint)
+        signers.append(CustodyChainSigner(CustodySigner(pool, label, audit=audit, guard=guard)))
+    return NodeKeyRing(signers)

@@ -1,10 +1,12 @@
-"""The members file: who the consortium's nodes are, the same TOML file on every node.
+"""The members file: the consortium's address book and bootstrap membership.
 
-A BFT node must know every member before it can admit a peer, count a vote or verify a
-commit certificate, and all members must agree on the list *and its order* (the order is the
-proposer rotation: proposer(h, r) is member (h + r) mod n of this list). So the list is one
-file, written once by whoever sets the consortium up (``trusted-ledger net init``, or the
-banks' operators by hand) and copied unchanged to every node::
+Who decides each height is on chain (the setting ``tl.consensus.members``, read through
+chain/membership.py); this file says where each member's node is (name -> address), and it
+is the membership of a chain that does not hold the setting (one made before it existed).
+For that bootstrap role all members must agree on the list *and its order* (the proposer
+rotation: proposer(h, r) is member (h + r) mod n), so it is written once by whoever sets the
+consortium up (``trusted-ledger net init``, or the banks' operators by hand) and copied to
+every node (each node may hold its own addresses for the same names and keys)::
 
     [[member]]
     name = "bank-a"
@@ -157,7 +159,11 @@ def _public_key(where: str, text: str) -> PublicKey:
 
 def _address(where: str, text: str) -> str:
     host, _, port = text.rpartition(":")
-    if not host.strip("[]") or not port.isdigit() or not 1 <= int(port) <= 65535:
+    if (
+        not host.strip("[]")
+        or not (port.isascii() and port.isdigit())
+        or not 1 <= int(port) <= 65535
+    ):
         raise ConfigurationError(
             f"{where}: address must be HOST:PORT with a port in 1..65535, got {text!r}"
         )

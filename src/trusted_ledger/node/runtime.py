@@ -37,23 +37,31 @@ from trusted_ledger.chain import (
     BlockPublisher,
     BlockValidator,
     ChainStore,
-    Membership,
     PublisherLimits,
 )
+from trusted_ledger.chain.membership import ChainMember
 from trusted_ledger.chain.processing_executor import ProcessingBlockExecutor
 from trusted_ledger.chain.signing import ChainSigner
 from trusted_ledger.consensus import TimeoutConfig
-from trusted_ledger.custody import AuditLog, PublicKey
+from trusted_ledger.custody import AuditLog, PublicKey, TokenPool
 from trusted_ledger.errors import (
     ConfigurationError,
     TemporarilyUnavailable,
     TransactionProcessingFailed,
 )
-from trusted_ledger.node.catchup import ConsensusStateFile
+from trusted_ledger.node.anchoring import AuditAnchorer
+from trusted_ledger.node.catchup import ConsensusStateFile, OwnProposalFile
 from trusted_ledger.node.config import NodeConfig
 from trusted_ledger.node.consortium import Consortium, ConsortiumSettings, listen
-from trusted_ledger.node.custody_setup import node_chain_signer, open_audit_log, open_token
+from trusted_ledger.node.custody_setup import node_key_ring, open_audit_log, open_token
+from trusted_ledger.node.keyring import key_ring
 from trusted_ledger.node.members import load_members
+from trusted_ledger.node.operations import (
+    api_security,
+    bind_log_context,
+    node_readiness,
+    warn_exposed_binds,
+)
 from trusted_ledger.observability.logging import get_logger
 from trusted_ledger.processing import (
     HandlerRegistry,
@@ -186,6 +194,8 @@ class NodeParts:
     signer: ChainSigner
     """The node's guarded custody signer (blocks, votes, handshakes)."""
     executor: ProcessingBlockExecutor
+    token: TokenPool | None = None
+    """The node key's token (``/readyz`` asks whether it is reachable)."""
 
     def close(self) -> None:
         self.db.close()
@@ -197,7 +207,8 @@ def open_node(config: NodeConfig) -> NodeParts:
     token = open_token(config)
     audit = open_audit_log(config)
     try:
-        signer = node_chain_signer(config, token, audit)
+        # The node key, and a next key while a rotation is under way (node/keyring.py).
+        signer = node_key_ring(config, token, audit)
         if not config.chain_dir.is_dir():
             raise ConfigurationError(
                 f"no chain database at {config.chain_dir}",
@@ -238,8 +249,9 @@ def open_node(config: NodeConfig) -> NodeParts:
         audit.close()
         raise
     return NodeParts(
-        config, db, audit, store, pool, publisher, signer.public_key, registry, signer, executor
-    )
+        config, db, audit, store, pool, publisher, signer.public_key, registry, signer, executor,
+        token,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -255,20 +267,26 @@ class Endpoints:
 def open_consortium(
     config: NodeConfig, parts: NodeParts, on_commit: Callable[[Block], None]
 ) -> Consortium:
-    """bft mode: the members file, this node's place in it, the validator over the
-    members' keys and the durable consensus state (docs/consortium.md)."""
+    """bft mode: the members file (address book, and the membership of a chain without
+    ``tl.consensus.members``), the validator over the membership of each height, this node's
+    place in it and the durable consensus state (docs/consortium.md)."""
     members_path = config.resolve(config.consensus.members_file)
     members = load_members(members_path)
-    mine = parts.public_key.fingerprint
-    if not any(member.fingerprint == mine for member in members):
-        raise ConfigurationError(
-            f"this node's key {mine[:16]} is not a member in {members_path}",
-            hint="the members file must list this node's custody key "
-            "(`trusted-ledger node key` shows it); every node uses the same file",
-        )
     validator = BlockValidator(
-        parts.store, parts.executor, Membership(m.public_key for m in members)
+        parts.store, parts.executor, [ChainMember(m.name, m.public_key) for m in members]
     )
+    current = validator.memberships.next()
+    ring = key_ring(parts.signer)
+    known = {m.fingerprint for m in members} | {m.fingerprint for m in current.members}
+    if not any(key.fingerprint in known for key in ring.public_keys):
+        mine = parts.public_key.fingerprint
+        raise ConfigurationError(
+            f"this node's key {mine[:16]} is neither in {members_path} nor in the "
+            "membership on chain",
+            hint="the members file must list this node's custody key "
+            "(`trusted-ledger keys show --token T --label L --format der-hex` shows it); "
+            "a rotated key is set as custody.next_key_label",
+        )
     state_file = ConsensusStateFile(config.consensus_state_path)
     timeouts = TimeoutConfig(
         propose_ms=config.consensus.propose_timeout_ms,
@@ -287,6 +305,7 @@ def open_consortium(
         members=members,
         persist=state_file.save,
         restored=state_file.load(),
+        proposal_file=OwnProposalFile(config.own_proposal_path),
         clock_ms=wall_clock_ms,
         settings=ConsortiumSettings(timeouts=timeouts),
         on_commit=on_commit,
@@ -340,12 +359,14 @@ def _processor_summaries(processors: ProcessorServer | None) -> list[ProcessorSu
     ]
 
 
-async def serve(config: NodeConfig, *, on_ready: Callable[[Endpoints], None] | None = None) -> int:
+async def serve(config: NodeConfig, *, on_ready: Callable[[Endpoints], None] | None = None) -> int:  # noqa: PLR0915
     """Run the node until SIGTERM/SIGINT (status 0) or a publisher failure (status 70).
 
     ``consensus.mode = "single"``: the publisher thread cuts and certifies every block.
     ``"bft"``: the consortium (peer mesh, BFT driver, gossip, catch-up) decides blocks with
     the other members; the API's accepted batches are gossiped to them."""
+    warn_exposed_binds(config)
+    security = api_security(config)  # an unusable certificate stops the node before the HSM
     parts = open_node(config)
     store, pool = parts.store, parts.pool
     loop = asyncio.get_running_loop()
@@ -376,9 +397,16 @@ async def serve(config: NodeConfig, *, on_ready: Callable[[Endpoints], None] | N
             processors=lambda: _processor_summaries(processors),
             on_accepted=lambda body: None if consortium is None else consortium.gossip(body),
             consensus=lambda: _consensus_summary(consortium),
-        )
+            readiness=lambda: node_readiness(parts.token, publisher_loop, consortium),
+            audit_path=config.audit_path,
+        ),
+        access=security.access,
     )
     peers_endpoint: str | None = None
+    anchorer = AuditAnchorer(
+        parts.audit, store, pool, every_s=config.custody.anchor_every_s, wake=wake,
+        gossip=lambda body: None if consortium is None else consortium.gossip(body),
+    )  # fmt: skip
     try:
         if bft:
             consortium = open_consortium(config, parts, lambda _block: api.notify_committed())
@@ -386,8 +414,9 @@ async def serve(config: NodeConfig, *, on_ready: Callable[[Endpoints], None] | N
             publisher_loop = PublisherLoop(
                 parts.publisher, pool, lambda _block: api.notify_committed(), failed
             )
+        bind_log_context(store, parts.public_key, consortium)
         processors_endpoint = processors.start() if processors is not None else None
-        port = await api.start(config.api.host, config.api.port)
+        port = await api.start(config.api.host, config.api.port, ssl_context=security.ssl_context)
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         if consortium is not None:
@@ -398,14 +427,16 @@ async def serve(config: NodeConfig, *, on_ready: Callable[[Endpoints], None] | N
             publisher_loop.start()
         api.set_ready(True)
         endpoints = Endpoints(
-            f"http://{config.api.host}:{port}", processors_endpoint, peers_endpoint
+            f"{security.scheme}://{config.api.host}:{port}", processors_endpoint, peers_endpoint
         )
         _log_ready(config, parts, endpoints)
         if on_ready is not None:
             on_ready(endpoints)
+        anchorer.start()  # issue 7: the trail's checkpoints anchored in the ledger
         await stop.wait()
     finally:
         api.set_ready(False)
+        await loop.run_in_executor(None, anchorer.stop)
         if publisher_loop is not None and publisher_loop.running:
             await loop.run_in_executor(None, publisher_loop.stop)
         if consortium is not None:

@@ -355,3 +355,39 @@ CONSORTIUM_PEER_FAULTS_TOTAL = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+
+# --- operations (issue 7): committed work and readiness -------------------------------------
+
+CHAIN_COMMITTED_TRANSACTIONS_TOTAL = Counter(
+    "tl_chain_committed_transactions_total",
+    "Transactions in blocks committed to this node's chain (valid and invalid alike: each is "
+    "final with a receipt or an INVALID status), counted once per block at its commit.",
+    registry=REGISTRY,
+)
+CHAIN_COMMITTED_BATCHES_TOTAL = Counter(
+    "tl_chain_committed_batches_total",
+    "Batches in blocks committed to this node's chain, counted once per block at its commit.",
+    registry=REGISTRY,
+)
+NODE_READY = Gauge(
+    "tl_node_ready",
+    "1 while the readiness check of that name passes, 0 while it fails (GET /readyz lists "
+    "the checks); updated on every GET /readyz and GET /metrics.",
+    ["check"],
+    registry=REGISTRY,
+)
+
+# --- node: key-usage trail anchoring (issue 7; node/anchoring.py, docs/custody.md §8.4) -----
+
+AUDIT_ANCHOR_AGE_SECONDS = Gauge(
+    "tl_audit_anchor_age_seconds",
+    "Seconds since this node's last anchor of its key-usage trail was committed (since the "
+    "process started, until its first one commits).",
+    registry=REGISTRY,
+)
+AUDIT_ANCHORS_TOTAL = Counter(
+    "tl_audit_anchors_total",
+    "This node's trail anchors, by result (submitted, committed, rejected, failed, skipped).",
+    ["result"],
+    registry=REGISTRY,
+)

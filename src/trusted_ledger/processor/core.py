@@ -27,6 +27,8 @@ from concurrent.futures import wait as wait_futures
 from types import FrameType
 from typing import Any, cast
 
+from google.protobuf.message import DecodeError
+
 from trusted_ledger.errors import (
     InternalError,
     InvalidInput,
@@ -266,6 +268,12 @@ class TransactionProcessor:
         request = processor_pb2.TpProcessRequest()
         try:
             request.ParseFromString(inbound.content)
+        except DecodeError as exc:
+            # The node's bytes, not the handler's fault: answer, so the node can retry.
+            log.warning("processor.malformed_request", reason=str(exc))
+            self._respond(inbound, ok.INTERNAL_ERROR, f"malformed TP_PROCESS_REQUEST: {exc}")
+            return
+        try:
             transaction = _transaction(request)
             header = transaction.header
             handler = self._registry.lookup(header.family_name, header.family_version)
@@ -304,7 +312,15 @@ class TransactionProcessor:
 
 def _check_registered(answer: Response, family: str, version: str) -> None:
     response = processor_pb2.TpRegisterResponse()
-    response.ParseFromString(answer.content)
+    try:
+        response.ParseFromString(answer.content)
+    except DecodeError as exc:
+        # Escaping here would end the registration thread and leave the processor connected
+        # but never registered; an answer that is not a TpRegisterResponse is a refusal.
+        raise ProcessorRegistrationRefused(
+            f"the node's answer to registering {family} {version} is not a TpRegisterResponse",
+            hint="check that the url is a Trusted Ledger node's processor endpoint",
+        ) from exc
     if response.status != processor_pb2.TpRegisterResponse.OK:
         raise ProcessorRegistrationRefused(
             f"the node refused to register {family} {version}",
@@ -330,7 +346,12 @@ def _transaction(request: processor_pb2.TpProcessRequest) -> Transaction:
         header_bytes = request.header_bytes or header.encode()
     elif request.header_bytes:
         proto = transaction_pb2.TransactionHeader()
-        proto.ParseFromString(request.header_bytes)
+        try:
+            proto.ParseFromString(request.header_bytes)
+        except DecodeError as exc:
+            raise InternalError(
+                f"TP_PROCESS request's header_bytes are not a TransactionHeader: {exc}"
+            ) from exc
         header = TransactionHeader.from_proto(proto)
         header_bytes = request.header_bytes
     else:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiohttp
 
@@ -125,6 +126,7 @@ def make_chain(
     limits: TxnLimits = DEFAULT_LIMITS,
     wake_error: Exception | None = None,
     clock_error: Exception | None = None,
+    audit_path: Path | None = None,
 ) -> ApiChain:
     db = db if db is not None else MemoryDatabase(CHAIN_COLUMN_FAMILIES)
     store = ChainStore(db, CHAIN_ID)
@@ -158,6 +160,7 @@ def make_chain(
         wake_publisher=wake,
         limits=limits,
         clock_ms=clock_ms,
+        audit_path=audit_path,
     )
     return ApiChain(store, pool, signer, publisher, ApiServer(services), wakes)
 

@@ -6,6 +6,7 @@ documented schema; the router serves exactly the documented operations."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from tests.unit.api.schema_check import schema_errors
@@ -17,6 +18,7 @@ from tests.unit.api.support import (
     transfer,
     usd_setup,
 )
+from tests.unit.custody.test_audit_proof import write_trail
 from trusted_ledger.processing.families import asset
 
 
@@ -42,8 +44,10 @@ def _example(chain: Any, name: str, values: dict[str, str]) -> str:
     return values[name]
 
 
-def test_every_documented_operation_answers_as_documented() -> None:
-    chain = make_chain()
+def test_every_documented_operation_answers_as_documented(tmp_path: Path) -> None:
+    audit_path = tmp_path / "key-usage.jsonl"
+    write_trail(audit_path, 12)  # checkpoints for /proofs/audit
+    chain = make_chain(audit_path=audit_path)
     create, issue = usd_setup()
     block = chain.commit(create, issue)
     transaction_id = create.transactions[0].header_signature
@@ -93,6 +97,9 @@ def test_every_documented_operation_answers_as_documented() -> None:
                     if media_type == "application/json":
                         errors = schema_errors(await response.json(), schema, document)
                         assert errors == [], (method, url, errors[:5])
+                    elif path.startswith("/explorer/"):  # the web page (tests/explorer/)
+                        assert media_type in ("text/html", "text/javascript", "text/css")
+                        assert len(await response.read()) > 0
                     else:
                         assert (await response.read()).startswith(b"# HELP")
                     called += 1

@@ -16,7 +16,12 @@ from typing import Any
 
 from trusted_ledger.errors import InvalidTransaction
 from trusted_ledger.processing.codec import decode_map, encode_canonical
-from trusted_ledger.processing.context import HandlerContext
+from trusted_ledger.processing.context import HandlerContext, event_data_bytes_max
+from trusted_ledger.processing.families.consensus_members import (
+    MEMBERS_SETTING,
+    decode_members_setting,
+    members_setting_chars_max,
+)
 from trusted_ledger.processing.handler import TransactionHandler
 from trusted_ledger.state import StateView, namespace_prefix
 from trusted_ledger.txn import Transaction
@@ -31,6 +36,9 @@ key_chars_max = 256
 value_chars_max = 4096
 pending_proposals_max = 64
 """Open proposals at once; bounds the record every settings transaction reads and rewrites."""
+pending_members_proposals_max = 4
+"""Open proposals of ``tl.consensus.members`` at once: each may hold a 96 KiB value, and the
+proposals record (one state value, at most 1 MiB) must stay well inside its bound."""
 _KEY_PARTS = 4
 _PART_HEX_CHARS = 16
 _KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
@@ -98,8 +106,11 @@ def _check_setting(key: object, value: object) -> None:
         raise InvalidTransaction(f"a setting key is text of 1..{key_chars_max} characters")
     if not _KEY_PATTERN.fullmatch(key) or key == PROPOSALS:
         raise InvalidTransaction(f"setting key {key!r} is not dot-separated [A-Za-z0-9_-] words")
-    if not isinstance(value, str) or len(value) > value_chars_max:
-        raise InvalidTransaction(f"a setting value is text of at most {value_chars_max} chars")
+    limit = members_setting_chars_max if key == MEMBERS_SETTING else value_chars_max
+    if not isinstance(value, str) or len(value) > limit:
+        raise InvalidTransaction(f"a value of setting {key!r} is text of at most {limit} chars")
+    if key == MEMBERS_SETTING:
+        decode_members_setting(value)  # the consortium's membership: must be usable as is
     if key == AUTHORIZED_KEYS:
         keys = value.split(",")
         if not value or not all(_PUBLIC_KEY_PATTERN.fullmatch(k) for k in keys):
@@ -156,7 +167,13 @@ class _Vote:
         entries = _entries(self.context.get_state([address]).get(address))
         entries[key] = value
         self.context.set_state({address: encode_canonical(entries)})
-        self.context.add_event("settings/updated", [("key", key)], value.encode("utf-8"))
+        data = value.encode("utf-8")
+        if len(data) <= event_data_bytes_max:
+            self.context.add_event("settings/updated", [("key", key)], data)
+        else:
+            # Too long for an event (a large membership): its digest; the value is in state.
+            digest = hashlib.sha256(data).hexdigest()
+            self.context.add_event("settings/updated", [("key", key), ("value_sha256", digest)])
 
 
 class SettingsHandler(TransactionHandler):
@@ -193,6 +210,13 @@ def _propose(vote: _Vote, payload: Mapping[str, Any]) -> None:
     identifier = proposal_id(key, value, nonce)
     if identifier in vote.proposals:
         raise InvalidTransaction(f"proposal {identifier[:16]}... is already open")
+    if key == MEMBERS_SETTING:
+        open_members = sum(1 for p in vote.proposals.values() if p["key"] == MEMBERS_SETTING)
+        if open_members >= pending_members_proposals_max:
+            raise InvalidTransaction(
+                f"{pending_members_proposals_max} proposals of {MEMBERS_SETTING} are already open",
+                hint="vote on (or reject) the open ones first",
+            )
     vote.tally(identifier, {"key": key, "value": value, "votes": {vote.signer: "accept"}})
 
 
