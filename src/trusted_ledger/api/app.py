@@ -44,6 +44,7 @@ from trusted_ledger.errors import (
     RequestInvalid,
     RequestTooLarge,
     ResourceNotFound,
+    StorageFailure,
     UnsupportedContentType,
 )
 from trusted_ledger.observability.logging import get_logger
@@ -125,6 +126,8 @@ _STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (UnsupportedContentType, 415),
     (PoolFull, 429),
     (NodeNotReady, 503),
+    # The disk refused a write (full: ENOSPC): nothing was queued, come back later.
+    (StorageFailure, 503),
 )
 """The errors a handler raises on purpose, by HTTP status; anything else is a 500."""
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from trusted_ledger.cli.audit_anchors import register_anchors
+from trusted_ledger.cli.audit_bundle import register_bundle
 from trusted_ledger.custody.audit_verify import export_csv, verify_trail
 from trusted_ledger.custody.guard import SigningGuard
 from trusted_ledger.custody.inventory import KeyInfo
@@ -81,7 +82,9 @@ def _register_audit(subparsers: Any) -> None:
     audit = subparsers.add_parser("audit", help="the key-usage audit trail")
     sub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
     export = sub.add_parser("export", help="export the trail as JSON Lines or CSV")
-    export.add_argument("log", type=Path, help="the node's audit log (JSON Lines)")
+    export.add_argument(
+        "log", type=Path, nargs="?", help="the node's audit log (JSON Lines); or --config"
+    )
     export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     export.add_argument("--output", "-o", type=Path, help="write here instead of stdout")
     export.set_defaults(handler=_cmd_export)
@@ -92,6 +95,7 @@ def _register_audit(subparsers: Any) -> None:
     )
     verify.set_defaults(handler=_cmd_verify)
     register_anchors(sub)
+    register_bundle(sub, export)
 
 
 def _module_options(parser: argparse.ArgumentParser) -> None:

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from trusted_ledger.client.http import DEFAULT_URL, URL_ENV, LedgerClient
+from trusted_ledger.cli.client import _client as tls_client
+from trusted_ledger.cli.client import _node_options as client_node_options
+from trusted_ledger.client.http import LedgerClient
 from trusted_ledger.client.keys import default_key_dir, resolve_key
 from trusted_ledger.custody import PublicKey
 from trusted_ledger.errors import InvalidInput, InvalidTransaction, NotFound
@@ -82,10 +83,9 @@ def register(subparsers: Any) -> None:
 
 
 def _node_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--url", help=f"the node's REST API (default: ${URL_ENV}, else {DEFAULT_URL})"
-    )
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per answer")
+    """The same node options as every other client command: --url, --timeout and, for an
+    https node, --ca-file / --cert-file / --key-file (or their environment variables)."""
+    client_node_options(parser)
 
 
 def _write_options(parser: argparse.ArgumentParser) -> None:
@@ -99,7 +99,7 @@ def _write_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _client(args: argparse.Namespace) -> LedgerClient:
-    return LedgerClient(args.url or os.environ.get(URL_ENV) or DEFAULT_URL, timeout_s=args.timeout)
+    return tls_client(args)
 
 
 # --- the change itself (pure, tested on its own) -----------------------------------------------

@@ -14,6 +14,7 @@ what a power cut can lose to the records after the last checkpoint.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -274,7 +275,11 @@ class AuditLog:
             # would be appended to the torn one and the trail would never verify (found
             # filling the disk under load, issue 8).
             os.ftruncate(self._fd, os.fstat(self._fd).st_size - written)
-            raise OSError(f"short write to audit log {self.path} (disk full?)")
+            raise OSError(
+                errno.ENOSPC,
+                f"short write to audit log {self.path}: {written} of {len(line)} bytes, the "
+                "record was cut off again (ENOSPC: the disk is full)",
+            )
         if self.sync_each_record:
             os.fsync(self._fd)
         self._next_seq, self._head = self._next_seq + 1, digest

@@ -5,11 +5,22 @@ pattern: point lookups by hash or id dominate, so every column family gets a blo
 shares one block cache (FACTS.md: 109 k gets/s with defaults, 324 k/s with bloom + cache).
 Commits are ``WriteBatch``es written with ``sync`` so that a block reported committed
 survives power loss, and the WAL makes each batch all-or-nothing after a crash.
+
+A failed write (a full disk: ENOSPC) leaves RocksDB refusing every later write ("Writer
+has previous error") until the database is reopened; rocksdict has no ``Resume``. So the
+next write after a failure reopens the database in place, once the file system has room
+again, and checks that the failed write did not reach the disk after all (the sequence
+number is unchanged); if it did, ``StorageNeedsRestart`` (the caches above may disagree
+with the disk). Until then writes fail with ``StorageFailure`` (temporary: the publisher
+retries, the API answers 503) and reads keep working on the old handle.
 """
 
 from __future__ import annotations
 
+import gc
 import os
+import shutil
+import time
 import weakref
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -22,6 +33,7 @@ from trusted_ledger.errors import (
     NotADatabase,
     StorageClosed,
     StorageFailure,
+    StorageNeedsRestart,
 )
 from trusted_ledger.storage.interface import (
     DEFAULT_COLUMN_FAMILY,
@@ -34,6 +46,10 @@ from trusted_ledger.storage.interface import (
 block_cache_bytes_default = 256 * 1024 * 1024
 bloom_filter_bits_per_key = 10  # ~1 % false positives: one wasted block read per 100 misses
 block_size_bytes = 16 * 1024
+reopen_interval_s = 1.0
+"""Least time between two attempts to reopen a database after a failed write."""
+reopen_free_bytes_min = 16 * 1024 * 1024
+"""Free space wanted before reopening (plus twice the WAL, which the reopen flushes)."""
 
 
 def _cf_options(cache: rocksdict.Cache) -> rocksdict.Options:
@@ -117,9 +133,12 @@ class _RocksIterator(Iterator[tuple[bytes, bytes]]):
         self._owner = owner
         self._raw: rocksdict.RdictIter | None = raw
         self._upper = upper
+        self._broken: str | None = None
 
     def __next__(self) -> tuple[bytes, bytes]:
         self._owner._check_open()  # a scan cut short by close() says so, as in memory
+        if self._broken is not None:
+            raise StorageFailure(self._broken, hint="start the scan again")
         raw = self._raw
         if raw is None:
             raise StopIteration
@@ -135,18 +154,23 @@ class _RocksIterator(Iterator[tuple[bytes, bytes]]):
         raw.next()
         return key, value
 
-    def drop(self) -> None:
+    def drop(self, broken: str | None = None) -> None:
+        """Cut the scan: at close (it ends), or with ``broken`` (it raises that)."""
         self._raw = None
+        self._broken = broken
 
 
 class _RocksSnapshot(Snapshot):
     def __init__(self, owner: RocksDatabase, raw: dict[str, rocksdict.Snapshot]) -> None:
         self._owner = owner
         self._raw: dict[str, rocksdict.Snapshot] | None = raw
+        self._broken: str | None = None
 
     def get(self, column_family: str, key: bytes) -> bytes | None:
         self._owner._check_open()
         self._owner._check_cf(column_family)
+        if self._broken is not None:
+            raise StorageFailure(self._broken, hint="take a new snapshot")
         if self._raw is None:
             raise StorageClosed("snapshot was released", hint="take a new snapshot")
         try:
@@ -160,8 +184,9 @@ class _RocksSnapshot(Snapshot):
             raise StorageFailure(f"snapshot read failed: {exc}") from exc
         return value
 
-    def release(self) -> None:
+    def release(self, broken: str | None = None) -> None:
         self._raw = None
+        self._broken = broken
 
 
 class RocksDatabase(Database):
@@ -187,22 +212,33 @@ class RocksDatabase(Database):
         if create:
             data_dir.mkdir(parents=True, exist_ok=True)  # RocksDB makes only the last level
         self.path = data_dir
-        cache = rocksdict.Cache(block_cache_bytes)
-        cf_options = {
-            cf: _cf_options(cache) for cf in self.column_families if cf != DEFAULT_COLUMN_FAMILY
-        }
-        try:
-            self._db = rocksdict.Rdict(str(data_dir), _db_options(cache, create), cf_options)
-        except Exception as exc:
-            raise _classify_open_error(data_dir, exc) from exc
-        self._families = {cf: self._db.get_column_family(cf) for cf in cf_options}
-        self._families[DEFAULT_COLUMN_FAMILY] = self._db
-        self._handles = {cf: self._db.get_column_family_handle(cf) for cf in cf_options}
+        self._cache = rocksdict.Cache(block_cache_bytes)
+        self._open_engine(create)
+        # After a failed write: why, the sequence number then, when to try reopening.
+        self._stuck: str | None = None
+        self._stuck_sequence = 0
+        self._reopen_at = 0.0
         self._sync_options = rocksdict.WriteOptions()
         self._sync_options.sync = True
         self._async_options = rocksdict.WriteOptions()
         # Raw iterators and snapshots keep RocksDB (and its LOCK) alive; close() cuts them.
         self._live: weakref.WeakSet[_RocksIterator | _RocksSnapshot] = weakref.WeakSet()
+
+    def _open_engine(self, create: bool) -> None:
+        cf_options = {
+            cf: _cf_options(self._cache)
+            for cf in self.column_families
+            if cf != DEFAULT_COLUMN_FAMILY
+        }
+        try:
+            db = rocksdict.Rdict(str(self.path), _db_options(self._cache, create), cf_options)
+        except Exception as exc:
+            raise _classify_open_error(self.path, exc) from exc
+        families = {cf: db.get_column_family(cf) for cf in cf_options}
+        families[DEFAULT_COLUMN_FAMILY] = db
+        self._handles = {cf: db.get_column_family_handle(cf) for cf in cf_options}
+        self._families = families
+        self._db = db
 
     @staticmethod
     def _existing_column_families(data_dir: Path) -> list[str]:
@@ -219,6 +255,37 @@ class RocksDatabase(Database):
         return value
 
     def _engine_write(self, batch: WriteBatch, *, sync: bool) -> None:
+        if self._stuck is not None:
+            self._reopen()
+        try:
+            # No local names the batch or a family handle: a failure's traceback (kept by
+            # whoever holds the exception) would keep RocksDB's LOCK from a reopen.
+            self._db.write(
+                self._raw_batch(batch), self._sync_options if sync else self._async_options
+            )
+        except Exception as exc:
+            self._stuck = str(exc)
+            try:
+                self._stuck_sequence = int(self._db.latest_sequence_number())
+            except Exception:  # the sequence is read again after the reopen
+                self._stuck_sequence = -1
+            self._reopen_at = time.monotonic() + reopen_interval_s
+            raise self._write_failure() from exc
+
+    def _write_failure(self) -> StorageFailure:
+        text = self._stuck or "unknown error"
+        if "No space left" in text or "ENOSPC" in text:
+            return StorageFailure(
+                f"write to {self._description} failed: the disk is full (ENOSPC): {text}",
+                hint=f"free space on the file system holding {self.path}; writes resume "
+                "by themselves once there is room",
+            )
+        return StorageFailure(
+            f"write to {self._description} failed: {text}",
+            hint=f"check the disk holding {self.path}; writes are retried",
+        )
+
+    def _raw_batch(self, batch: WriteBatch) -> rocksdict.WriteBatch:
         raw = rocksdict.WriteBatch(raw_mode=True)
         for entry in batch.entries:
             handle = self._handles.get(entry.column_family)  # None: the default family
@@ -226,15 +293,46 @@ class RocksDatabase(Database):
                 raw.put(entry.key, entry.value, handle)
             else:
                 raw.delete(entry.key, handle)
+        return raw
+
+    def _reopen(self) -> None:
+        """Reopen after a failed write (write lock held), if it is time and there is room;
+        else the write fails again with the first failure's reason."""
+        if time.monotonic() < self._reopen_at:
+            raise self._write_failure()
+        self._reopen_at = time.monotonic() + reopen_interval_s
+        wal_bytes = sum(f.stat().st_size for f in self.path.glob("*.log"))
+        if shutil.disk_usage(self.path).free < reopen_free_bytes_min + 2 * wal_bytes:
+            raise self._write_failure()
+        reason = f"{self._description} was reopened after a failed write; retry"
+        # Readers between the close and the open get StorageFailure (temporary), as do
+        # scans and snapshots that were open.
+        self._cut_live(reason)
+        self._close_engine(quiet=True)
         try:
-            self._db.write(raw, self._sync_options if sync else self._async_options)
+            self._open_engine(create=False)
         except Exception as exc:
-            raise StorageFailure(f"write to {self._description} failed: {exc}") from exc
+            self._families, self._handles = {}, {}  # reads fail until the next reopen
+            raise StorageFailure(
+                f"reopening {self._description} after a failed write failed: {exc}",
+                hint=f"free space on the file system holding {self.path}",
+            ) from exc
+        sequence = int(self._db.latest_sequence_number())
+        if self._stuck_sequence >= 0 and sequence != self._stuck_sequence:
+            raise StorageNeedsRestart(
+                f"{self._description}: a write reported failed ({self._stuck}) reached the "
+                f"disk after all (sequence {self._stuck_sequence} -> {sequence})",
+                hint="restart the node: it reloads its chain and pool from the disk",
+            )
+        self._stuck = None
 
     def _engine_iterate(
         self, column_family: str, lower: bytes, upper: bytes | None
     ) -> Iterator[tuple[bytes, bytes]]:
-        raw = self._families[column_family].iter()
+        try:
+            raw = self._families[column_family].iter()
+        except Exception as exc:
+            raise StorageFailure(f"scan of {self._description} failed: {exc}") from exc
         raw.seek(lower)
         iterator = _RocksIterator(self, raw, upper)
         self._live.add(iterator)
@@ -246,19 +344,38 @@ class RocksDatabase(Database):
         self._live.add(snapshot)
         return snapshot
 
-    def _engine_close(self) -> None:
+    def _cut_live(self, broken: str | None) -> None:
         for live in list(self._live):
             if isinstance(live, _RocksIterator):
-                live.drop()
+                live.drop(broken)
             else:
-                live.release()
+                live.release(broken)
         self._live.clear()
-        for cf, family in self._families.items():
+
+    def _engine_close(self) -> None:
+        self._cut_live(None)
+        # After a failed write RocksDB's close reports that error again: nothing to do
+        # about it then, the WAL holds what was written.
+        self._close_engine(quiet=self._stuck is not None)
+
+    def _close_engine(self, *, quiet: bool) -> None:
+        families, self._families, self._handles = self._families, {}, {}
+        if not hasattr(self, "_db"):
+            return  # a reopen that failed: nothing is open
+        failures = []
+        for cf, family in families.items():
             if cf != DEFAULT_COLUMN_FAMILY:
-                family.close()
-        self._families = {}
-        self._handles = {}
+                try:
+                    family.close()
+                except Exception as exc:  # collected, reported below
+                    failures.append(exc)
         try:
             self._db.close()
-        except Exception as exc:
-            raise StorageFailure(f"closing {self._description} failed: {exc}") from exc
+        except Exception as exc:  # collected, reported below
+            failures.append(exc)
+        # A close that failed keeps RocksDB (and its LOCK) until every object is gone.
+        families.clear()
+        del self._db
+        gc.collect()
+        if failures and not quiet:
+            raise StorageFailure(f"closing {self._description} failed: {failures[0]}")
