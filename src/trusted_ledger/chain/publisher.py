@@ -18,10 +18,14 @@ from trusted_ledger.chain.certificate import CommitCertificate
 from trusted_ledger.chain.dependencies import unmet_dependencies
 from trusted_ledger.chain.execution import BlockExecutor, ExecutionOutcome
 from trusted_ledger.chain.pool import BatchPool, PendingBatch
-from trusted_ledger.chain.proposal import sign_proposal, single_node_certificate
+from trusted_ledger.chain.proposal import (
+    proposal_rounds_max,
+    sign_proposal,
+    single_node_certificate,
+)
 from trusted_ledger.chain.signing import ChainSigner
 from trusted_ledger.chain.store import ChainStore
-from trusted_ledger.errors import InternalError, InvalidInput
+from trusted_ledger.errors import InternalError, InvalidInput, ProposalRefused
 from trusted_ledger.observability.metrics import CHAIN_PUBLISH_SECONDS
 from trusted_ledger.txn import Batch
 
@@ -71,6 +75,14 @@ class BlockPublisher:
         self._executor = executor
         self._signer = signer
         self.limits = limits
+        # Single-node mode: the round to try first at the height being cut. Every attempt
+        # that fails after the guard let it through (HSM lost, disk full) leaves that round
+        # spent, so the next attempt starts one further instead of at 0: otherwise each
+        # retry would burn one more of the ``proposal_rounds_max`` rounds sign_proposal
+        # tries from its first round, and an outage of that many retries would refuse the
+        # height for good (issue 8; tests/faults/test_publisher_outage.py).
+        self._round_height = -1
+        self._round_from = 0
 
     def due(self, now_ms: int) -> bool:
         """Whether a block should be cut now: a full block waits, or the oldest batch has
@@ -96,10 +108,24 @@ class BlockPublisher:
         return block
 
     def _publish(self, now_ms: int) -> Block | None:
-        proposed = self.propose(now_ms)
-        if proposed is None:
-            return None
-        self.commit(proposed, single_node_certificate(self._signer, proposed.block))
+        head = self._store.head
+        height = head.number + 1 if head is not None else 0
+        if height != self._round_height:
+            self._round_height, self._round_from = height, 0
+        try:
+            proposed = self.propose(now_ms, self._round_from)
+            if proposed is None:
+                return None
+            self._round_from = proposed.block.header.consensus_round
+            self.commit(proposed, single_node_certificate(self._signer, proposed.block))
+        except ProposalRefused:
+            # Every round of the window is spent (say, by retries before a restart, which
+            # forgets _round_from): the next attempt looks at the window after it.
+            self._round_from += proposal_rounds_max
+            raise
+        except Exception:
+            self._round_from += 1
+            raise
         return proposed.block
 
     def propose(self, now_ms: int, first_round: int = 0) -> ProposedBlock | None:

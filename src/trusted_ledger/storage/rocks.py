@@ -267,7 +267,7 @@ class RocksDatabase(Database):
             self._stuck = str(exc)
             try:
                 self._stuck_sequence = int(self._db.latest_sequence_number())
-            except Exception:  # the sequence is read again after the reopen
+            except Exception:  # unknown: the reopen cannot vouch for the disk, so restart
                 self._stuck_sequence = -1
             self._reopen_at = time.monotonic() + reopen_interval_s
             raise self._write_failure() from exc
@@ -318,7 +318,7 @@ class RocksDatabase(Database):
                 hint=f"free space on the file system holding {self.path}",
             ) from exc
         sequence = int(self._db.latest_sequence_number())
-        if self._stuck_sequence >= 0 and sequence != self._stuck_sequence:
+        if self._stuck_sequence < 0 or sequence != self._stuck_sequence:
             raise StorageNeedsRestart(
                 f"{self._description}: a write reported failed ({self._stuck}) reached the "
                 f"disk after all (sequence {self._stuck_sequence} -> {sequence})",
@@ -339,6 +339,10 @@ class RocksDatabase(Database):
         return iterator
 
     def _engine_snapshot(self) -> Snapshot:
+        if not self._families:  # a reopen that failed: an empty snapshot would read as "absent"
+            raise StorageFailure(
+                f"{self._description} is not open after a failed reopen", hint="retry"
+            )
         # All families' snapshots are taken under the write lock, so they show one instant.
         snapshot = _RocksSnapshot(self, {cf: db.snapshot() for cf, db in self._families.items()})
         self._live.add(snapshot)
