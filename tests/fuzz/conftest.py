@@ -5,11 +5,22 @@ from __future__ import annotations
 
 import json
 import os
+import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.fuzz.harness import OUTCOMES
+
+
+@pytest.fixture(autouse=True)
+def _stop_tracing() -> Iterator[None]:
+    """The harness traces allocations while a target runs; tracing left on would slow every
+    later test in the session several times over, so it ends with each fuzz test."""
+    yield
+    if tracemalloc.is_tracing():
+        tracemalloc.stop()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
