@@ -80,7 +80,7 @@ class BlockPublisher:
         # spent, so the next attempt starts one further instead of at 0: otherwise each
         # retry would burn one more of the ``proposal_rounds_max`` rounds sign_proposal
         # tries from its first round, and an outage of that many retries would refuse the
-        # height for good (issue 8; tests/faults/test_publisher_outage.py).
+        # height for good (issue 8; tests/hsm/test_publisher_outage.py).
         self._round_height = -1
         self._round_from = 0
 

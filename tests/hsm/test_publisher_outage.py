@@ -8,7 +8,9 @@ the spent position: the publisher moves on to the next round. ``sign_proposal`` 
 node publisher always started from round 0, so after 64 failed attempts at one height every
 round in reach was spent and the node could never publish that height again, even after
 the HSM came back and after a restart. Real SoftHSM, real guard file; the outage is the
-token directory moved away (see test_hsm_softhsm.py).
+token directory moved away (see tests/faults/test_hsm_softhsm.py). It lives
+with the tests/hsm tests because it shares their in-process SoftHSM (the module reads its
+configuration once per process).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hsm.conftest import TokenEnv, shared_pool, softhsm  # noqa: F401 - the fixture
+from tests.hsm.conftest import TokenEnv, shared_pool
 from tests.unit.chain.support import BatchFactory, KvExecutor, kv_address
 from trusted_ledger.chain import (
     CHAIN_COLUMN_FAMILIES,
@@ -52,7 +54,7 @@ def _signer(env: TokenEnv, guard_path: Path, label: str) -> CustodyChainSigner:
 
 
 def test_an_outage_longer_than_the_round_window_does_not_wedge_the_height(
-    softhsm: TokenEnv,  # noqa: F811 - the imported fixture
+    softhsm: TokenEnv,
     tmp_path: Path,
 ) -> None:
     label = f"outage-{uuid.uuid4().hex[:8]}"
