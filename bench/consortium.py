@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import base64
 import http.client
-import importlib.util
 import json
 import os
 import random
@@ -39,25 +38,11 @@ import time
 import urllib.parse
 from datetime import datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import node as nb  # bench/node.py (this script's folder is on sys.path): its helpers, shared
 from trusted_ledger.node.consortium_init import local_members
 from trusted_ledger.txn import SigningKey
-
-
-def _load_node_bench() -> ModuleType:
-    """bench/node.py's load generator, shared rather than copied."""
-    path = Path(__file__).with_name("node.py")
-    spec = importlib.util.spec_from_file_location("bench_node", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_node"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-nb = _load_node_bench()
 
 
 class Member(nb.Node):  # type: ignore[misc,name-defined]
