@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from trusted_ledger.cli.node_backup import register_backup_actions
 from trusted_ledger.cli.node_keys import register_node_actions
 from trusted_ledger.custody import KeyAlgorithm
 from trusted_ledger.errors import InvalidInput
@@ -83,6 +84,7 @@ def register(subparsers: Any) -> None:
     show.set_defaults(handler=_cmd_config)
 
     register_node_actions(sub)  # node new-key (cli/node_keys.py)
+    register_backup_actions(sub)  # node backup | verify-backup | restore (cli/node_backup.py)
 
 
 def _config_options(parser: argparse.ArgumentParser) -> None:

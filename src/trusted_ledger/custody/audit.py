@@ -33,7 +33,8 @@ RECORD_DOMAIN = b"trusted-ledger/audit-record/v1\n"
 CHECKPOINT_DOMAIN = b"trusted-ledger/audit-checkpoint/v1\n"
 GENESIS_PREV = "0" * 64
 PURPOSES = (
-    "block", "vote", "prevote", "proposal", "handshake", "checkpoint", "transaction", "test",
+    "block", "vote", "prevote", "proposal", "handshake", "checkpoint", "transaction", "backup",
+    "test",
 )  # fmt: skip
 RESULTS = ("ok", "error", "refused")
 TAIL_READ_BYTES = 64 * 1024
@@ -214,6 +215,25 @@ class AuditLog:
                 return False
             self._checkpoint()
             return True
+
+    def copy_to(self, destination: Path) -> tuple[int, str]:
+        """Copy the trail as it stands into ``destination`` (a new file, fsynced); its next
+        sequence number and head hash. Records are appended under the same lock, so the
+        copy ends exactly after a whole record (a backup's trail, docs/operations.md §8)."""
+        with self._lock:
+            size = os.fstat(self._fd).st_size
+            next_seq, head = self._next_seq, self._head
+            with self.path.open("rb") as source, destination.open("xb") as target:
+                remaining = size
+                while remaining:
+                    chunk = source.read(min(remaining, 1 << 20))
+                    if not chunk:
+                        raise OSError(f"audit log {self.path} shrank while being copied")
+                    target.write(chunk)
+                    remaining -= len(chunk)
+                target.flush()
+                os.fsync(target.fileno())
+        return next_seq, head
 
     def close(self) -> None:
         with self._lock:

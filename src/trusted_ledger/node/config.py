@@ -9,6 +9,7 @@ whole. The format is documented in ``docs/node.md``; ``render_config`` writes wh
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -22,6 +23,8 @@ API_BIND_DEFAULT = "127.0.0.1:8008"
 SCHEDULERS = ("serial", "parallel")
 LOG_FORMATS = ("json", "console")
 CONSENSUS_MODES = ("single", "bft")
+unix_socket_path_max = 107
+"""sun_path holds 108 bytes on Linux, the last one the terminating NUL."""
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -30,6 +33,13 @@ class NodeSection:
     chain_id: str = "trusted-ledger-dev"
     data_dir: str = "."
     """Holds ``chain/`` (RocksDB), ``guard/`` and ``audit/``; relative to the config file."""
+    control_socket: str = ""
+    """The node's control socket (a Unix socket, mode 600: ``node backup`` talks to it).
+    Empty: ``data_dir/control.sock``."""
+    backup_dir: str = ""
+    """Where ``node backup`` writes when not told otherwise; best on another disk than
+    data_dir (a checkpoint is hard links on the same file system, a copy elsewhere).
+    Empty: ``data_dir/backups``."""
 
 
 @dataclass(frozen=True)
@@ -191,6 +201,14 @@ class NodeConfig:
     def audit_path(self) -> Path:
         return self.data_dir / "audit" / "key-usage.jsonl"
 
+    @property
+    def control_socket_path(self) -> Path:
+        return self.resolve(self.node.control_socket or str(self.data_dir / "control.sock"))
+
+    @property
+    def backup_dir_path(self) -> Path:
+        return self.resolve(self.node.backup_dir or str(self.data_dir / "backups"))
+
 
 _SECTIONS: dict[str, type[Any]] = {
     "node": NodeSection,
@@ -292,8 +310,20 @@ def _check_next_key(config: NodeConfig) -> None:
         )
 
 
+def _check_control_socket(config: NodeConfig) -> None:
+    if len(os.fsencode(config.control_socket_path)) > unix_socket_path_max:
+        _bad(
+            config,
+            "node.control_socket",
+            f"{config.control_socket_path} is longer than a Unix socket path may be "
+            f"({unix_socket_path_max} bytes)",
+            hint="set node.control_socket to a shorter path, e.g. /run/trusted-ledger/NAME.sock",
+        )
+
+
 def _check(config: NodeConfig) -> None:
     custody = config.custody
+    _check_control_socket(config)
     if not custody.token or not custody.key_label or not custody.profile:
         _bad(config, "custody.token/key_label/profile", "must not be empty")
     _check_next_key(config)

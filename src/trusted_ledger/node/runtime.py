@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trusted_ledger.api import ApiServer, NodeServices
@@ -50,9 +51,11 @@ from trusted_ledger.errors import (
     TransactionProcessingFailed,
 )
 from trusted_ledger.node.anchoring import AuditAnchorer
+from trusted_ledger.node.backup import BackupResult, create_backup
 from trusted_ledger.node.catchup import ConsensusStateFile, OwnProposalFile
 from trusted_ledger.node.config import NodeConfig
 from trusted_ledger.node.consortium import Consortium, ConsortiumSettings, listen
+from trusted_ledger.node.control import ControlServer
 from trusted_ledger.node.custody_setup import node_key_ring, open_audit_log, open_token
 from trusted_ledger.node.keyring import key_ring
 from trusted_ledger.node.members import load_members
@@ -359,6 +362,18 @@ def _processor_summaries(processors: ProcessorServer | None) -> list[ProcessorSu
     ]
 
 
+def _backup(config: NodeConfig, parts: NodeParts, into: Path | None) -> BackupResult:
+    """An on-line backup (node/backup.py), signed by the key that signs the trail's
+    checkpoints (``custody.key_label``), into ``into`` or the configured backup directory."""
+    return create_backup(
+        db=parts.db,
+        audit=parts.audit,
+        signer=key_ring(parts.signer).signers[0],
+        chain_id=config.node.chain_id,
+        into=into or config.backup_dir_path,
+    )
+
+
 async def serve(config: NodeConfig, *, on_ready: Callable[[Endpoints], None] | None = None) -> int:  # noqa: PLR0915
     """Run the node until SIGTERM/SIGINT (status 0) or a publisher failure (status 70).
 
@@ -403,6 +418,7 @@ async def serve(config: NodeConfig, *, on_ready: Callable[[Endpoints], None] | N
         access=security.access,
     )
     peers_endpoint: str | None = None
+    control = ControlServer(config.control_socket_path, lambda into: _backup(config, parts, into))
     anchorer = AuditAnchorer(
         parts.audit, store, pool, every_s=config.custody.anchor_every_s, wake=wake,
         gossip=lambda body: None if consortium is None else consortium.gossip(body),
@@ -417,6 +433,7 @@ async def serve(config: NodeConfig, *, on_ready: Callable[[Endpoints], None] | N
         bind_log_context(store, parts.public_key, consortium)
         processors_endpoint = processors.start() if processors is not None else None
         port = await api.start(config.api.host, config.api.port, ssl_context=security.ssl_context)
+        await control.start()  # node backup (node/control.py)
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         if consortium is not None:
@@ -442,6 +459,7 @@ async def serve(config: NodeConfig, *, on_ready: Callable[[Endpoints], None] | N
         if consortium is not None:
             await consortium.stop()
         await api.stop()
+        await control.stop()
         if processors is not None:
             processors.stop()
         parts.close()

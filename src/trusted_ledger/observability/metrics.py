@@ -391,3 +391,17 @@ AUDIT_ANCHORS_TOTAL = Counter(
     ["result"],
     registry=REGISTRY,
 )
+
+# --- node: on-line backups (node/backup.py, node/control.py, docs/operations.md §8) ---------
+
+NODE_BACKUPS_TOTAL = Counter(
+    "tl_node_backups_total",
+    "Backups this node was asked for over its control socket, by result (ok, failed).",
+    ["result"],
+    registry=REGISTRY,
+)
+NODE_BACKUP_LAST_SUCCESS_TIMESTAMP = Gauge(
+    "tl_node_backup_last_success_timestamp_seconds",
+    "Unix time of this node's last successful backup (0: none since the process started).",
+    registry=REGISTRY,
+)

@@ -17,6 +17,7 @@ retries, the API answers 503) and reads keep working on the old handle.
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import os
 import shutil
@@ -30,6 +31,7 @@ import rocksdict
 from trusted_ledger.errors import (
     DatabaseLocked,
     DatabaseNotFound,
+    InvalidInput,
     NotADatabase,
     StorageClosed,
     StorageFailure,
@@ -124,6 +126,25 @@ def _check_data_dir(path: Path, create: bool) -> None:
             f"no database at {path}",
             hint="create one first (trusted-ledger node init) or open with create=True",
         )
+
+
+def database_in_use(path: Path) -> bool:
+    """Whether another process has the RocksDB database at ``path`` open: it holds a POSIX
+    lock on ``LOCK`` while open. Probed by taking (and at once releasing) that lock, so the
+    database itself is not opened, recovered or changed."""
+    try:
+        descriptor = os.open(path / "LOCK", os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.lockf(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.lockf(descriptor, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(descriptor)
 
 
 class _RocksIterator(Iterator[tuple[bytes, bytes]]):
@@ -284,6 +305,29 @@ class RocksDatabase(Database):
             f"write to {self._description} failed: {text}",
             hint=f"check the disk holding {self.path}; writes are retried",
         )
+
+    def checkpoint(self, destination: Path) -> None:
+        """A consistent copy of the whole database, as it is now, in ``destination`` (which
+        must not exist; its parent must). RocksDB's checkpoint: the memtables are flushed,
+        table files are hard-linked when ``destination`` is on the same file system (else
+        copied), the manifest is copied. Writes wait for it (the write lock: no commit and no
+        reopen runs meanwhile); reads go on."""
+        if destination.exists():
+            raise InvalidInput(
+                f"checkpoint destination {destination} exists already",
+                hint="name a new directory; a checkpoint never overwrites anything",
+            )
+        with self._write_lock:
+            self._check_open()
+            if self._stuck is not None:
+                raise self._write_failure()
+            try:
+                rocksdict.Checkpoint(self._db).create_checkpoint(str(destination))
+            except Exception as exc:
+                raise StorageFailure(
+                    f"checkpoint of {self._description} into {destination} failed: {exc}",
+                    hint=f"check that {destination.parent} exists and has room",
+                ) from exc
 
     def _raw_batch(self, batch: WriteBatch) -> rocksdict.WriteBatch:
         raw = rocksdict.WriteBatch(raw_mode=True)

@@ -74,3 +74,30 @@ def test_bad_configuration_names_the_key(tmp_path: Path, text: str, message: str
 def test_missing_file_says_how_to_create_one(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="node init"):
         load_config(tmp_path / "absent.toml")
+
+
+def test_control_socket_and_backup_dir_default_into_data_dir(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, '[custody]\npin_env = "PIN"\n[node]\ndata_dir = "d"\n'))
+    assert config.control_socket_path == tmp_path / "d" / "control.sock"
+    assert config.backup_dir_path == tmp_path / "d" / "backups"
+    config = load_config(
+        _write(
+            tmp_path,
+            '[custody]\npin_env = "PIN"\n[node]\ncontrol_socket = "/run/tl/main.sock"\n'
+            'backup_dir = "/var/backups/tl"\n',
+        )
+    )
+    assert config.control_socket_path == Path("/run/tl/main.sock")
+    assert config.backup_dir_path == Path("/var/backups/tl")
+
+
+def test_a_control_socket_path_too_long_for_unix_is_named(tmp_path: Path) -> None:
+    deep = "x" * 120
+    path = _write(tmp_path, f'[custody]\npin_env = "PIN"\n[node]\ndata_dir = "{deep}"\n')
+    with pytest.raises(ConfigurationError, match=r"node\.control_socket") as caught:
+        load_config(path)
+    assert "shorter path" in str(caught.value)
+    # The way out the message gives works.
+    fixed = path.read_text() + 'control_socket = "/run/tl.sock"\n'
+    path.write_text(fixed)
+    assert load_config(path).control_socket_path == Path("/run/tl.sock")

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -215,16 +216,20 @@ def test_node_unit_is_hardened() -> None:
     [
         ("trusted-ledger-node@.service", "trusted-ledger-node@main.service"),
         ("trusted-ledger-processor@.service", "trusted-ledger-processor@provenance.service"),
+        ("trusted-ledger-backup@.service", "trusted-ledger-backup@main.service"),
+        ("trusted-ledger-backup@.timer", "trusted-ledger-backup@main.timer"),
     ],
 )
 def test_units_verify(unit: str, instance: str, tmp_path: Path) -> None:
-    _unit_copy(unit, tmp_path)
+    for other in (OPS / "systemd").iterdir():  # units that refer to each other
+        _unit_copy(other.name, tmp_path)
     done = subprocess.run(
         ["systemd-analyze", "verify", str(tmp_path / instance)],
         capture_output=True,
         text=True,
         check=False,
         timeout=60,
+        env={**os.environ, "SYSTEMD_UNIT_PATH": f"{tmp_path}:"},
     )
     assert done.returncode == 0, done.stderr
     assert "Unknown" not in done.stderr and "Invalid" not in done.stderr, done.stderr
