@@ -101,6 +101,9 @@ def test_rotating_a_members_key_in_a_running_consortium(running_net: RunningNet)
     done_at = net.height("bank-b")
     assert done_at is not None and done_at >= height + 6
     net.wait_height(NET_NAMES, done_at)  # every member, bank-d (new key) included
+    # bank-d's /status shows the key it signs with now, not the one it started with.
+    status_d = net.status("bank-d")
+    assert status_d is not None and status_d["node"]["fingerprint"] == new_fingerprint
     top = net.common_height()
     net.assert_same_chain(NET_NAMES, top)
 

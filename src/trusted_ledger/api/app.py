@@ -380,7 +380,10 @@ class Handlers:
         certificate = self.services.store.certificate(block.id)
         if certificate is None:  # committed in the same write as the block: a broken store
             raise InternalError(f"block {block.id.hex()} has no stored certificate")
-        return r.render_block(block, certificate, self.services.node_public_key)
+        services = self.services
+        return r.render_block(
+            block, certificate, (services.node_public_key, services.current_key())
+        )
 
     def _block_page(self, numbers: Sequence[int]) -> list[r.Json]:
         rendered = []
@@ -512,7 +515,7 @@ class Handlers:
             "state_root": head.state_root.hex(),
             "timestamp_ms": head.timestamp_ms,
         }  # fmt: skip
-        key = services.node_public_key
+        key = services.current_key()
         data: dict[str, object] = {
             "chain_id": services.store.chain_id,
             "version": __version__,

@@ -237,14 +237,16 @@ def render_block_header(header: BlockHeader, batch_ids: Iterable[str]) -> Json:
     }
 
 
-def render_block(block: Block, certificate: CommitCertificate, node_key: PublicKey) -> Json:
+def render_block(
+    block: Block, certificate: CommitCertificate, node_keys: Iterable[PublicKey]
+) -> Json:
     """``header_signature`` is the block id (what every other field links to), not the
     proposer's signature, which is ``proposer_signature`` (docs/api.md)."""
     return {
         "header_signature": block.id.hex(),
         "header": render_block_header(block.header, block.batch_ids),
         "proposer_signature": block.proposer_signature.hex(),
-        "certificate": render_certificate(certificate, (node_key, block.header.proposer)),
+        "certificate": render_certificate(certificate, (*node_keys, block.header.proposer)),
         "batches": [render_batch(batch) for batch in block.batches],
     }
 

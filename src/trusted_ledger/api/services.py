@@ -69,6 +69,13 @@ class NodeServices:
     audit_path: Path | None = None
     """The node's key-usage audit trail file (``config.audit_path``), read by
     ``/proofs/audit``; None: the node keeps none and the route answers 404."""
+    signing_key: Callable[[], PublicKey] | None = None
+    """The key this node signs with now: during a key rotation it changes at the height the
+    new membership takes effect (node/keyring.py). None: always ``node_public_key``."""
+
+    def current_key(self) -> PublicKey:
+        """The key ``/status`` shows: the one signing now."""
+        return self.signing_key() if self.signing_key is not None else self.node_public_key
 
 
 @dataclass(frozen=True)

@@ -407,6 +407,7 @@ async def serve(config: NodeConfig, *, on_ready: Callable[[Endpoints], None] | N
             store=store,
             pool=pool,
             node_public_key=parts.public_key,
+            signing_key=lambda: parts.signer.public_key,  # the ring's active key (rotation)
             scheduler_name=config.processing.scheduler,
             wake_publisher=wake,
             processors=lambda: _processor_summaries(processors),
