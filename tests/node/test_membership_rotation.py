@@ -110,9 +110,16 @@ def test_rotating_a_members_key_in_a_running_consortium(running_net: RunningNet)
     # 4. Certificates before the change never hold the new key; after it, never the old,
     # and bank-d took part with its new key.
     voters_after: set[str] = set()
+    genesis_votes = _block(net, 0)["certificate"]["votes"]
+    assert all(v["public_key"] is not None for v in genesis_votes)  # the founders, named
     for number in range(1, top + 1):
         block = _block(net, number)
         voters = {v["signer_fingerprint"] for v in block["certificate"]["votes"]}
+        # Every vote is shown with its member's key, from that height's membership.
+        for vote in block["certificate"]["votes"]:
+            assert vote["public_key"] is not None, (number, vote)
+            fingerprint = hashlib.sha256(bytes.fromhex(vote["public_key"])).hexdigest()
+            assert fingerprint == vote["signer_fingerprint"], number
         proposer = block["header"]["proposer"]["fingerprint"]
         if number <= height:
             assert new_fingerprint not in voters | {proposer}, number

@@ -34,7 +34,9 @@ from trusted_ledger.api.services import (
     ReadinessCheck,
 )
 from trusted_ledger.api.tls import ClientAccess
-from trusted_ledger.chain import BatchStatus, Block, ChainHead, batch_status
+from trusted_ledger.chain import BatchStatus, Block, ChainHead, Membership, batch_status
+from trusted_ledger.chain.membership import MembershipSchedule
+from trusted_ledger.custody import PublicKey
 from trusted_ledger.errors import (
     BatchListFault,
     ClientNotAuthorized,
@@ -221,6 +223,11 @@ class Handlers:
         self.state = state
         self._executor = executor
         self._reader = BlockReader(services.store)
+        # Which members' keys certify each height (on-chain ``tl.consensus.members``; without
+        # one, this node's key): lets certificates name every vote's key, not just ours.
+        self._memberships = MembershipSchedule(
+            services.store, Membership([services.node_public_key])
+        )
         self.routes = self._route_table()
         self.document = openapi_document(self.routes)
         document_readiness(self.document)
@@ -382,8 +389,17 @@ class Handlers:
             raise InternalError(f"block {block.id.hex()} has no stored certificate")
         services = self.services
         return r.render_block(
-            block, certificate, (services.node_public_key, services.current_key())
+            block,
+            certificate,
+            (services.node_public_key, services.current_key(), *self._members_of(block)),
         )
+
+    def _members_of(self, block: Block) -> tuple[PublicKey, ...]:
+        """The keys of the membership that certified ``block`` (genesis: the founders its
+        own state names, as ``net init`` writes them)."""
+        if block.number == 0:
+            return self._memberships.at_root(block.header.state_root).keys
+        return self._memberships.at(block.number).keys
 
     def _block_page(self, numbers: Sequence[int]) -> list[r.Json]:
         rendered = []
