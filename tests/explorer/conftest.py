@@ -10,11 +10,24 @@ import pytest
 from tests.explorer.cdp import CHROMIUM, Chromium
 from tests.node.support import NodeProcess, init_node
 
+NODE_CHECKPOINT_EVERY_RECORDS = 6
+
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
     directory = tmp_path_factory.mktemp("explorer-node")
     init_node(directory / "node")
+    # Checkpoints every few signatures rather than every 1000, so that the node's trail has
+    # several checkpoints (and /proofs/audit records between them) within a test's blocks.
+    config = directory / "node" / "node.toml"
+    text = config.read_text()
+    assert "\naudit_checkpoint_every_records = 1000\n" in text
+    config.write_text(
+        text.replace(
+            "\naudit_checkpoint_every_records = 1000\n",
+            f"\naudit_checkpoint_every_records = {NODE_CHECKPOINT_EVERY_RECORDS}\n",
+        )
+    )
     process = NodeProcess(directory / "node", directory / "node.log")
     try:
         yield process

@@ -38,6 +38,11 @@ ASSETS: dict[str, tuple[str, str, str]] = {
         "getExplorerProofs",
         "The explorer's proof and chain format checks.",
     ),
+    "audit.js": (
+        "text/javascript",
+        "getExplorerAudit",
+        "The explorer's key-usage trail consistency checks (canonical JSON, §8.5).",
+    ),
     "ui.js": ("text/javascript", "getExplorerUi", "The explorer's DOM and API helpers."),
     "explorer.css": ("text/css", "getExplorerStyle", "The explorer's style sheet."),
 }

@@ -9,8 +9,9 @@
 (function () {
   const V = globalThis.TLVerify;
   const P = globalThis.TLProofs;
-  const { api, code, definitions, el, link, payloadText, replaceChildren, reportView, setText,
-    short, showError, table, utc, verifyButton } = globalThis.TLUi;
+  const A = globalThis.TLAudit;
+  const { api, apiText, code, definitions, el, link, notAvailable, payloadText, replaceChildren,
+    reportView, setText, short, showError, table, utc, verifyButton } = globalThis.TLUi;
   const POLL_MS = 1000;
   const BLOCKS_SHOWN_MAX = 20;
   const MEMBERS_SETTING = "tl.consensus.members";
@@ -19,6 +20,7 @@
     shownHead: -1,
     blocks: new Map(), // block number -> rendered block (the ones in the table)
     members: null, // {source, onChain, members: [{name, algorithm, spki, fingerprint, hex}]}
+    anchors: new Map(), // key fingerprint -> {fingerprint, head_seq, head_hash, signature} (hex)
     polling: false,
   };
 
@@ -136,6 +138,8 @@
       try {
         const record = V.decodeCbor(V.base64ToBytes(entry.data));
         const fingerprint = hexOf(record.get("fingerprint"));
+        page.anchors.set(fingerprint, { fingerprint, head_seq: record.get("head_seq"),
+          head_hash: hexOf(record.get("head_hash")), signature: hexOf(record.get("signature")) });
         rows.push(el("tr", { "data-fingerprint": fingerprint },
           el("th", { scope: "row" }, memberName(fingerprint)),
           el("td", {}, code(fingerprint, 10)),
@@ -159,6 +163,75 @@
       ? `Source: tl_audit state (namespace ${namespace}) at block ${short(answer.body.head)}.`
       : `No trail anchored on this chain yet (tl_audit namespace ${namespace} is empty).`);
     replaceChildren(body, rows);
+  }
+
+  // --- key-usage trail consistency (GET /proofs/audit, docs/formats.md §8.5) -------------
+
+  /** Fetch /proofs/audit for (fromSeq, toSeq) ("" = the node's default), check it against the
+   * membership and, given the ledger's anchor of this node's key, against that too. */
+  async function verifyTrail(fromSeq, toSeq, anchor) {
+    const box = document.getElementById("audit-report");
+    const buttons = [...document.querySelectorAll("#audit-form button")];
+    const query = [fromSeq === "" ? "" : `from_seq=${fromSeq}`, toSeq === "" ? "" : `to_seq=${toSeq}`]
+      .filter(Boolean).join("&");
+    const path = `/proofs/audit${query ? `?${query}` : ""}`;
+    const what = anchor
+      ? `Key-usage trail from the anchored checkpoint (record ${fromSeq}) to the newest`
+      : `Key-usage trail ${fromSeq || "(previous checkpoint)"} → ${toSeq || "(newest checkpoint)"}`;
+    buttons.forEach((b) => { b.disabled = true; });
+    replaceChildren(box, el("p", { class: "hint" }, `fetching ${path} and checking it…`));
+    try {
+      const answer = await apiText(path);
+      if (answer.status !== 200) {
+        replaceChildren(box, answer.routeMissing ? notAvailable(what, answer)
+          : el("div", { class: "report failed", "data-outcome": "failed", "data-failed-step": "fetch" },
+            el("p", { class: "verdict", role: "status" }, `${what}: the node did not send a proof ` +
+              `(HTTP ${answer.status}: ${answer.message}).`)));
+        return;
+      }
+      const options = { envelope: true, membership: await membershipAt(null) };
+      if (anchor) options.anchor = anchor;
+      const result = await A.verifyAuditProof(answer.text, options);
+      replaceChildren(box, reportView(result, what));
+    } catch (err) {
+      replaceChildren(box, reportView({ ok: false, failed_step: "verifier",
+        steps: [{ step: "verifier", ok: false, detail: err.message }] }, what));
+    } finally {
+      buttons.forEach((b) => { b.disabled = false; });
+    }
+  }
+
+  /** "Anchored checkpoint → newest": the checkpoint the ledger holds for this node's key (its
+   * record is head_seq + 2, §7.3) up to the node's newest checkpoint. */
+  async function verifyTrailSinceAnchor() {
+    const node = page.status ? page.status.node.fingerprint : null;
+    const anchor = node ? page.anchors.get(node) : undefined;
+    if (anchor === undefined) {
+      replaceChildren(document.getElementById("audit-report"),
+        el("div", { class: "report unavailable", "data-outcome": "unavailable" },
+          el("p", { class: "verdict", role: "status" }, "No anchor of this node's key " +
+            `(${short(node || "unknown", 16)}) on chain yet: give two checkpoint numbers instead.`)));
+      return;
+    }
+    const fromSeq = String(BigInt(anchor.head_seq) + 2n);
+    document.getElementById("audit-from").value = fromSeq;
+    document.getElementById("audit-to").value = "";
+    await verifyTrail(fromSeq, "", anchor);
+  }
+
+  function startTrailForm() {
+    document.getElementById("audit-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const fromSeq = document.getElementById("audit-from").value.trim();
+      const toSeq = document.getElementById("audit-to").value.trim();
+      if (!/^[0-9]*$/.test(fromSeq) || !/^[0-9]*$/.test(toSeq)) {
+        showError(document.getElementById("audit-report"),
+          "A checkpoint is its record number (digits), or empty for the node's default.");
+        return;
+      }
+      verifyTrail(fromSeq, toSeq, null);
+    });
+    document.getElementById("verify-audit-anchored").addEventListener("click", verifyTrailSinceAnchor);
   }
 
   // --- chain head, live ------------------------------------------------------------------
@@ -443,6 +516,7 @@
       }
       showState(null, address, document.getElementById("state-block").value.trim());
     });
+    startTrailForm();
     window.addEventListener("hashchange", route);
     poll().then(route);
     setInterval(poll, POLL_MS);
@@ -460,6 +534,9 @@
       P.verifyStateProof(proof, options || (await proofOptions(proof))),
     verifyTransactionProof: async (proof, options) =>
       P.verifyTransactionProof(proof, options || (await proofOptions(proof))),
+    verifyAuditProof: async (proof, options) =>
+      A.verifyAuditProof(proof, options || { membership: await membershipAt(null) }),
+    verifyTrail,
   });
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

@@ -78,6 +78,28 @@
     };
   }
 
+  /** {status, text, message, routeMissing}: the body as text, for verifiers that must read
+   * the JSON themselves (integers exact: /explorer/audit.js). */
+  async function apiText(path) {
+    const response = await fetch(path, { headers: { Accept: "application/json" } });
+    const text = await response.text();
+    let message = "";
+    if (response.status !== 200) {
+      try {
+        const body = JSON.parse(text);
+        message = body && body.error ? body.error.message : "";
+      } catch (err) {
+        message = text.slice(0, 200);
+      }
+    }
+    return {
+      status: response.status,
+      text,
+      message,
+      routeMissing: response.status === 404 && message.startsWith("no route"),
+    };
+  }
+
   // --- verification results --------------------------------------------------------------
 
   function reportView(result, what) {
@@ -88,6 +110,7 @@
     return el("div", { class: `report ${outcome}`, "data-outcome": outcome,
       "data-failed-step": result.failed_step || "" },
       el("p", { class: "verdict", role: "status" }, summary),
+      result.note ? el("p", { class: "note" }, result.note) : null,
       el("ol", { class: "steps" }, result.steps.map((s) => el("li",
         { class: s.ok === true ? "pass" : s.ok === false ? "fail" : "skip" },
         el("span", { class: "mark", "aria-hidden": "true" }, s.ok === true ? "✓" : s.ok === false ? "✗" : "–"),
@@ -157,6 +180,7 @@
 
   globalThis.TLUi = Object.freeze({
     api,
+    apiText,
     code,
     definitions,
     el,
