@@ -44,6 +44,7 @@ _CHECKPOINT_FIELDS = frozenset(
      "time_us", "hash"}
 )  # fmt: skip
 _HEX64 = frozenset("0123456789abcdef")
+_PROOF_FIELDS = frozenset({"version", "type", "from", "to", "records"})
 
 
 def _trail_records(path: Path) -> Iterator[dict[str, Any]]:
@@ -148,7 +149,16 @@ def verify_audit_proof(
     proof: Mapping[str, Any], trusted_key: PublicKey | None = None
 ) -> VerifiedAuditRange:
     """Check an audit consistency proof; raises ``ProofMalformed`` / ``ProofRejected``."""
-    if proof.get("version") != PROOF_VERSION or proof.get("type") != AUDIT_PROOF_TYPE:
+    if set(proof) != _PROOF_FIELDS:
+        raise ProofMalformed(
+            f"a proof has exactly the fields {sorted(_PROOF_FIELDS)}, got {sorted(proof)}",
+            field="proof",
+        )
+    if (
+        type(proof["version"]) is not int  # (True == 1 in Python; not in the format)
+        or proof["version"] != PROOF_VERSION
+        or proof["type"] != AUDIT_PROOF_TYPE
+    ):
         raise ProofMalformed(
             f"want version {PROOF_VERSION} and type {AUDIT_PROOF_TYPE!r}", field="version"
         )
@@ -219,8 +229,8 @@ def _checkpoint(value: object, field: str) -> dict[str, Any]:
     if value["kind"] != "checkpoint":
         raise ProofMalformed("kind must be checkpoint", field=f"{field}.kind")
     for name in ("seq", "head_seq"):
-        if type(value[name]) is not int or value[name] < 0:
-            raise ProofMalformed("a non-negative integer", field=f"{field}.{name}")
+        if type(value[name]) is not int or not 0 <= value[name] < 1 << 64:
+            raise ProofMalformed("an integer from 0 to 2^64 - 1", field=f"{field}.{name}")
     if value["head_seq"] != value["seq"] - 2:
         raise ProofRejected("head_seq must be seq - 2", field=f"{field}.head_seq")
     for name in ("head", "hash", "prev", "key"):
@@ -236,9 +246,13 @@ def _checkpoint(value: object, field: str) -> dict[str, Any]:
 def _check_signature(
     checkpoint: dict[str, Any], field: str, trusted_key: PublicKey | None
 ) -> PublicKey:
+    for name in ("public_key", "signature"):
+        text = checkpoint[name]
+        if not isinstance(text, str) or len(text) % 2 or not set(text) <= _HEX64:
+            raise ProofMalformed("lowercase hex of whole bytes", field=f"{field}.{name}")
     try:
-        exported = PublicKey.from_spki(bytes.fromhex(str(checkpoint["public_key"])))
-        signature = bytes.fromhex(str(checkpoint["signature"]))
+        exported = PublicKey.from_spki(bytes.fromhex(checkpoint["public_key"]))
+        signature = bytes.fromhex(checkpoint["signature"])
     except (InvalidInput, ValueError) as exc:
         raise ProofMalformed(f"not a public key and signature: {exc}", field=field) from None
     key = trusted_key or exported

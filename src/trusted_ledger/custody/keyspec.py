@@ -177,7 +177,8 @@ class PublicKey:
         return cls(algorithm, der)
 
     def verify(self, digest: bytes, signature_raw: bytes) -> None:
-        """Check a signature over a 32-byte digest; raise ``SignatureInvalid`` if it fails.
+        """Check a signature over a 32-byte digest; raise ``SignatureInvalid`` if it fails,
+        and for an ECDSA signature with a high S (only the low-S encoding is valid).
 
         ECDSA signs the digest as a prehashed SHA-256 value (CKM_ECDSA); Ed25519 signs the
         32 digest bytes as its message (CKM_EDDSA, pure Ed25519).
@@ -191,6 +192,12 @@ class PublicKey:
                 return
             if len(signature_raw) != 2 * _SCALAR_BYTES:
                 raise SignatureInvalid("ECDSA signature must be 64 bytes (r||s)")
+            if (
+                int.from_bytes(signature_raw[_SCALAR_BYTES:], "big")
+                > self.algorithm.curve_order >> 1
+            ):
+                # Its low-S twin is the one encoding our formats allow (docs/formats.md §6.1).
+                raise SignatureInvalid("ECDSA signature has a high S value (s > n/2)")
             der = utils.encode_dss_signature(
                 int.from_bytes(signature_raw[:_SCALAR_BYTES], "big"),
                 int.from_bytes(signature_raw[_SCALAR_BYTES:], "big"),

@@ -16,6 +16,7 @@ from trusted_ledger.chain.proof_verify import verify_proof
 from trusted_ledger.custody.audit import AuditLog, record_hash
 from trusted_ledger.custody.audit_proof import build_audit_proof, verify_audit_proof
 from trusted_ledger.custody.audit_verify import verify_trail
+from trusted_ledger.custody.keyspec import KeyAlgorithm
 from trusted_ledger.errors import ProofMalformed, ProofRejected, RequestInvalid, ResourceNotFound
 
 
@@ -156,3 +157,34 @@ def test_a_trail_signed_by_another_key_is_refused(trail: tuple[Path, Any], tmp_p
     foreign = build_audit_proof(tmp_path / "other.jsonl", None, None)
     with pytest.raises(ProofRejected):
         verify_audit_proof(dict(proof, to=foreign["to"]))
+
+
+def _high_s_twin(signature_hex: str) -> str:
+    raw = bytes.fromhex(signature_hex)
+    s = int.from_bytes(raw[32:], "big")
+    order = KeyAlgorithm.EC_P256.curve_order
+    return (raw[:32] + (order - s).to_bytes(32, "big")).hex()
+
+
+def test_what_the_format_forbids_is_refused_even_when_it_would_verify(
+    trail: tuple[Path, Any],
+) -> None:
+    """Found by the explorer's differential sweep: each of these was accepted before. The
+    ``to`` checkpoint's own hash is recomputed (nothing in the proof signs it), so only the
+    format rule can refuse."""
+    path, key = trail
+    seqs = _checkpoint_seqs(path)
+    proof = build_audit_proof(path, seqs[0], seqs[-1])
+    verify_audit_proof(proof, key.public)  # as built: fine
+    twin = _high_s_twin(proof["to"]["signature"])
+    for altered, field in [
+        (dict(proof, extra=1), "proof"),
+        (dict(proof, version=True), "version"),
+        (_edit(proof, "to", "signature", twin, rehash=True), "to.signature"),
+        (_edit(proof, "to", "public_key", proof["to"]["public_key"].upper(), True), "to"),
+        (_edit(proof, "to", "signature", proof["to"]["signature"].upper(), True), "to"),
+        (_edit(proof, "to", "head_seq", 1 << 64, rehash=True), "to.head_seq"),
+    ]:
+        with pytest.raises((ProofMalformed, ProofRejected)) as caught:
+            verify_audit_proof(altered, key.public)
+        assert caught.value.field.startswith(field), (field, caught.value)

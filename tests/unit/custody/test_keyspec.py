@@ -43,6 +43,11 @@ def test_high_s_is_normalised_and_still_verifies(algorithm, curve) -> None:
     public.verify(DIGEST, signature.raw)
     with pytest.raises(SignatureInvalid):
         public.verify(hashlib.sha256(b"other").digest(), signature.raw)
+    # The high-S twin is the same signature mathematically, and refused: one encoding only.
+    twin = high  # max(s, n - s): never the normalised one
+    assert twin != signature.raw
+    with pytest.raises(SignatureInvalid, match="high S"):
+        public.verify(DIGEST, twin)
 
 
 def test_encodings_and_fingerprint() -> None:
