@@ -87,6 +87,29 @@ install_sawtooth_sdk() {
     "$VENV/bin/python" -m pip install -q --no-deps "sawtooth-sdk==$SAWTOOTH_SDK_VERSION"
 }
 
+# promtool, with which tests/unit/ops checks ops/prometheus/ (alert rules, scrape config) the
+# way Prometheus itself will read them. Taken out of Debian's prometheus package into the
+# virtual environment rather than installing the package, which would also enable and start
+# a Prometheus server on port 9090 of the developer's machine.
+install_promtool() {
+    if command -v promtool >/dev/null 2>&1 || [ -x "$VENV/bin/promtool" ]; then
+        return
+    fi
+    log "installing promtool (from Debian's prometheus package) into $VENV/bin"
+    local work
+    work="$(mktemp -d)"
+    if ! (cd "$work" && apt-get download -qq prometheus >/dev/null 2>&1); then
+        local sudo=()
+        if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then sudo=(sudo); fi
+        "${sudo[@]}" apt-get update -qq
+        (cd "$work" && apt-get download -qq prometheus >/dev/null)
+    fi
+    dpkg-deb -x "$work"/prometheus_*.deb "$work/root"
+    install -m 0755 "$work/root/usr/bin/promtool" "$VENV/bin/promtool"
+    rm -rf "$work"
+}
+
 install_system_packages
 install_python_env
 install_sawtooth_sdk
+install_promtool
