@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -21,26 +19,15 @@ from tests.node.support import (
     BatchLoad,
     RunningNet,
     cli,
-    init_net,
-    stop_net,
 )
 
 pytestmark = [pytest.mark.hsm, pytest.mark.timeout(180)]
 
 
-@pytest.fixture
-def net(tmp_path: Path) -> Iterator[RunningNet]:
-    directory = tmp_path / "net"
-    init_net(directory)
-    running = RunningNet(directory)
-    try:
-        running.start()
-        yield running
-    finally:
-        stop_net(directory)
-
-
-def test_a_member_restored_from_an_older_backup_catches_up_and_votes(net: RunningNet) -> None:
+def test_a_member_restored_from_an_older_backup_catches_up_and_votes(
+    running_net: RunningNet,
+) -> None:
+    net = running_net
     member = net.directory / "bank-d"
     with BatchLoad(net, "bank-a") as load:
         net.wait_height(NET_NAMES, 2)

@@ -15,7 +15,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,7 +29,6 @@ from tests.node.support import (
     assert_committed,
     init_net,
     run_net,
-    stop_net,
     submit,
 )
 from trusted_ledger.chain import CHAIN_COLUMN_FAMILIES, ChainStore, Membership
@@ -148,18 +146,6 @@ def test_net_status_and_down_of_a_stopped_net(tmp_path: Path) -> None:
 
 
 # --- the consortium running ---------------------------------------------------------------
-
-
-@pytest.fixture
-def running_net(tmp_path: Path) -> Iterator[RunningNet]:
-    directory = tmp_path / "net"
-    init_net(directory)
-    running = RunningNet(directory)
-    try:
-        running.start()
-        yield running
-    finally:
-        stop_net(directory)
 
 
 def _stored_height(node_dir: Path) -> int:

@@ -10,8 +10,6 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,27 +20,13 @@ from tests.node.support import (
     RunningNet,
     assert_committed,
     cli,
-    init_net,
     request,
-    stop_net,
     submit,
 )
 
 pytestmark = [pytest.mark.hsm, pytest.mark.timeout(180)]
 
 NEW_LABEL = "node-signing-2"
-
-
-@pytest.fixture
-def running_net(tmp_path: Path) -> Iterator[RunningNet]:
-    directory = tmp_path / "net"
-    init_net(directory)
-    running = RunningNet(directory)
-    try:
-        running.start()
-        yield running
-    finally:
-        stop_net(directory)
 
 
 def _cli(*args: str) -> Any:
