@@ -27,6 +27,7 @@ from tests.node.support import (
     IntkeyWriter,
     RunningNet,
     assert_committed,
+    free_base_port,
     init_net,
     run_net,
     submit,
@@ -117,6 +118,23 @@ def _token_keys(directory: Path) -> dict[str, list[str]]:
         assert done.returncode == 0, done.stderr
         found[name] = json.loads(done.stdout)
     return found
+
+
+def test_net_init_with_a_relative_directory(tmp_path: Path) -> None:
+    """``make run`` gives ``--dir var/net``: relative to the working directory, while paths
+    inside a node's configuration are relative to that file (this once failed on a fresh
+    machine: the staging token store was named relative to the wrong one)."""
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "trusted_ledger.cli", "net", "init", "--dir", "net",
+            "--nodes", str(NODES), "--chain-id", CHAIN_ID, "--base-port", str(free_base_port()),
+        ],
+        cwd=tmp_path, capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "net" / ".hsm-init").exists()
+    keys = _token_keys(tmp_path / "net")  # each member's own token, through its config
+    assert all(len(labels) == 1 for labels in keys.values()), keys
 
 
 def test_net_init_refuses_a_directory_in_use(tmp_path: Path) -> None:

@@ -322,7 +322,10 @@ def init_consortium(options: ConsortiumOptions, *, clock_ms: int | None = None) 
     # One process must make every token and collect every vote, and SoftHSM reads its
     # configuration once per process: so all tokens are made in one staging store, and each
     # is moved into its member's own store once nothing here uses it any more.
-    staging = directory / STAGING_HSM_DIR_NAME
+    # Absolute: the founders' configurations name it while their tokens are made, and a path
+    # in a configuration is relative to that file, not to the working directory (a relative
+    # --dir, as `make run` gives, failed here).
+    staging = (directory / STAGING_HSM_DIR_NAME).resolve()
     use_softhsm_conf(write_softhsm_conf(staging))
     founders: list[_Founder] = []
     try:
