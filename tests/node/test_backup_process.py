@@ -190,6 +190,10 @@ def test_backup_verify_restore_with_a_real_node(tmp_path: Path) -> None:
         third = _backup(node_dir)
         assert Path(third["path"]).parent == node_dir / "backups"
         assert _verify(Path(third["path"]))[0] == 0
+        # Retention: the newest two of this chain stay in `backups`, the first one goes.
+        fourth = _backup(node_dir, "--into", str(backups), "--keep", "2")
+        assert fourth["pruned"] == [str(first_path)]
+        assert sorted(backups.iterdir()) == sorted([second_path, Path(fourth["path"])])
         assert node.terminate() == 0
     finally:
         if node.process.poll() is None:
@@ -214,6 +218,8 @@ def test_control_socket_is_private_and_refuses_bad_requests(tmp_path: Path) -> N
         for body, message in [
             ({"into": "relative/dir"}, "absolute directory path"),
             ({"to": "/tmp/x"}, "must be {}"),
+            ({"keep": 0}, "keep must be a whole number"),
+            ({"keep": True}, "keep must be a whole number"),
         ]:
             with pytest.raises(InvalidInput, match=message):
                 control_request(socket_path, "POST", "/backup", body)

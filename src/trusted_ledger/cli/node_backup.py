@@ -31,6 +31,12 @@ def register_backup_actions(sub: Any) -> None:
         type=Path,
         help="directory to write the backup under (default: node.backup_dir)",
     )
+    backup.add_argument(
+        "--keep",
+        type=int,
+        metavar="N",
+        help="then remove the oldest backups of this chain in that directory until N remain",
+    )
     backup.add_argument("--json", action="store_true", help="print the summary as JSON")
     backup.set_defaults(handler=_cmd_backup)
 
@@ -72,7 +78,13 @@ def _load(args: argparse.Namespace) -> NodeConfig:
 
 def _cmd_backup(args: argparse.Namespace) -> int:
     config = _load(args)
-    body = {"into": str(Path(args.into).resolve())} if args.into is not None else {}
+    body: dict[str, Any] = {}
+    if args.into is not None:
+        body["into"] = str(Path(args.into).resolve())
+    if args.keep is not None:
+        if args.keep < 1:
+            raise InvalidInput(f"--keep {args.keep}: keep at least 1 backup (the new one)")
+        body["keep"] = args.keep
     summary = control_request(config.control_socket_path, "POST", "/backup", body)
     if args.json:
         print(json.dumps(summary, indent=2, sort_keys=True))
@@ -82,6 +94,8 @@ def _cmd_backup(args: argparse.Namespace) -> int:
     print(f"  trail     {summary['trail_records']} records")
     print(f"  files     {summary['files']} ({summary['bytes']} bytes)")
     print(f"  signed by {summary['key']} (the node key, through the HSM; in the audit trail)")
+    for path in summary["pruned"]:
+        print(f"  removed   {path} (older than the newest {args.keep})")
     return 0
 
 

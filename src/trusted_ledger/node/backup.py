@@ -80,9 +80,12 @@ def file_sha256(path: Path) -> str:
 class BackupResult:
     path: Path
     manifest: dict[str, Any]
+    pruned: tuple[Path, ...] = ()
+    """Older backups removed after this one was complete (``keep``)."""
 
     def summary(self) -> dict[str, Any]:
         return {
+            "pruned": [str(path) for path in self.pruned],
             "path": str(self.path),
             "height": self.manifest["height"],
             "head": self.manifest["head"],
@@ -143,6 +146,33 @@ def create_backup(
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return BackupResult(final, manifest)
+
+
+def prune_backups(result: BackupResult, into: Path, chain_id: str, keep: int) -> BackupResult:
+    """Remove the oldest complete backups of ``chain_id`` in ``into`` until ``keep`` remain
+    (``result``'s own always among them). Only directories named ``backup-<chain_id>-…``
+    whose manifest reads as this chain's are candidates, ordered by its ``created_us``:
+    anything else there, partial or foreign, is left alone."""
+    if keep < 1:
+        raise InvalidInput(f"keep must be at least 1, got {keep}")
+    found: list[tuple[int, Path]] = []
+    for candidate in into.glob(f"{BACKUP_PREFIX}{chain_id}-h*"):
+        if not candidate.is_dir() or candidate == result.path:
+            continue
+        try:
+            manifest = json.loads((candidate / MANIFEST_NAME).read_bytes())
+            created = manifest["created_us"]
+            if manifest["format"] != BACKUP_FORMAT or manifest["chain_id"] != chain_id:
+                continue
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if isinstance(created, int):
+            found.append((created, candidate))
+    found.sort()
+    doomed = [path for _, path in found[: max(0, len(found) - (keep - 1))]]
+    for path in doomed:
+        shutil.rmtree(path)
+    return BackupResult(result.path, result.manifest, tuple(doomed))
 
 
 def _chain_head(chain_dir: Path, chain_id: str) -> ChainHead:

@@ -4,10 +4,12 @@ A Unix socket (``[node] control_socket``, default ``data_dir/control.sock``), mo
 the node's own user (and root) may connect, so file permissions are the access control and
 nothing listens on the network. HTTP/1.1 with JSON bodies (docs/operations.md §8):
 
-- ``POST /backup`` with ``{}`` or ``{"into": "/absolute/dir"}``: write an on-line backup
-  (node/backup.py) and answer its summary: ``{"path", "height", "head", "trail_records",
-  "files", "bytes", "key"}``. One backup at a time (409 while one runs). Errors answer
-  ``{"error", "hint"}`` with 400 (bad request) or 500 (the backup failed).
+- ``POST /backup`` with ``{}``, or with ``"into": "/absolute/dir"`` and/or ``"keep": N``:
+  write an on-line backup (node/backup.py) and answer its summary: ``{"path", "height",
+  "head", "trail_records", "files", "bytes", "key", "pruned"}``. With ``keep``, once the new
+  backup is complete, the oldest complete backups of this chain in the same directory are
+  removed until N remain (``pruned`` lists them). One backup at a time (409 while one
+  runs). Errors answer ``{"error", "hint"}`` with 400 (bad request) or 500 (it failed).
 
 ``control_request`` is the client side, used by ``trusted-ledger node backup``.
 """
@@ -22,6 +24,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +53,7 @@ database for the manifest is not."""
 class ControlServer:
     """Serves the control socket on the node's event loop; backups run on a thread."""
 
-    def __init__(self, path: Path, backup: Callable[[Path | None], BackupResult]) -> None:
+    def __init__(self, path: Path, backup: Callable[[BackupRequest], BackupResult]) -> None:
         self.path = path
         self._backup = backup
         self._busy = False
@@ -86,14 +89,14 @@ class ControlServer:
 
     async def _handle_backup(self, request: web.Request) -> web.Response:
         try:
-            into = _backup_target(await request.read())
+            wanted = _backup_request(await request.read())
         except InvalidInput as exc:
             return _error(400, exc)
         if self._busy:
             return _error(409, TemporarilyUnavailable("a backup is running already"))
         self._busy = True
         try:
-            result = await asyncio.get_running_loop().run_in_executor(None, self._backup, into)
+            result = await asyncio.get_running_loop().run_in_executor(None, self._backup, wanted)
         except (TrustedLedgerError, OSError) as exc:
             NODE_BACKUPS_TOTAL.labels(result="failed").inc()
             log.error("control.backup_failed", error=str(exc), kind=type(exc).__name__)
@@ -107,21 +110,39 @@ class ControlServer:
         return web.json_response(summary)
 
 
-def _backup_target(body: bytes) -> Path | None:
+backup_keep_max = 10_000
+
+
+@dataclass(frozen=True)
+class BackupRequest:
+    """Where to write (None: the configured directory) and how many backups to keep there
+    (None: all)."""
+
+    into: Path | None = None
+    keep: int | None = None
+
+
+def _backup_request(body: bytes) -> BackupRequest:
     if not body.strip():
-        return None
+        return BackupRequest()
     try:
         request = json.loads(body)
     except ValueError as exc:
         raise InvalidInput(f"the request body is not JSON: {exc}") from exc
-    if not isinstance(request, dict) or not set(request) <= {"into"}:
-        raise InvalidInput('the request body must be {} or {"into": "/absolute/dir"}')
+    if not isinstance(request, dict) or not set(request) <= {"into", "keep"}:
+        raise InvalidInput(
+            'the request body must be {} or have "into" (an absolute directory) and/or '
+            '"keep" (how many backups to keep)'
+        )
     into = request.get("into")
-    if into is None:
-        return None
-    if not isinstance(into, str) or not into or not Path(into).is_absolute():
+    if into is not None and (not isinstance(into, str) or not Path(into).is_absolute()):
         raise InvalidInput(f"into must be an absolute directory path, got {into!r}")
-    return Path(into)
+    keep = request.get("keep")
+    if keep is not None and (type(keep) is not int or not 1 <= keep <= backup_keep_max):
+        raise InvalidInput(
+            f"keep must be a whole number of backups from 1 to {backup_keep_max}, got {keep!r}"
+        )
+    return BackupRequest(Path(into) if into is not None else None, keep)
 
 
 def _error(status: int, exc: BaseException) -> web.Response:

@@ -26,7 +26,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trusted_ledger.api import ApiServer, NodeServices
@@ -51,11 +50,11 @@ from trusted_ledger.errors import (
     TransactionProcessingFailed,
 )
 from trusted_ledger.node.anchoring import AuditAnchorer
-from trusted_ledger.node.backup import BackupResult, create_backup
+from trusted_ledger.node.backup import BackupResult, create_backup, prune_backups
 from trusted_ledger.node.catchup import ConsensusStateFile, OwnProposalFile
 from trusted_ledger.node.config import NodeConfig
 from trusted_ledger.node.consortium import Consortium, ConsortiumSettings, listen
-from trusted_ledger.node.control import ControlServer
+from trusted_ledger.node.control import BackupRequest, ControlServer
 from trusted_ledger.node.custody_setup import node_key_ring, open_audit_log, open_token
 from trusted_ledger.node.keyring import key_ring
 from trusted_ledger.node.members import load_members
@@ -362,16 +361,21 @@ def _processor_summaries(processors: ProcessorServer | None) -> list[ProcessorSu
     ]
 
 
-def _backup(config: NodeConfig, parts: NodeParts, into: Path | None) -> BackupResult:
+def _backup(config: NodeConfig, parts: NodeParts, wanted: BackupRequest) -> BackupResult:
     """An on-line backup (node/backup.py), signed by the key that signs the trail's
-    checkpoints (``custody.key_label``), into ``into`` or the configured backup directory."""
-    return create_backup(
+    checkpoints (``custody.key_label``), into the directory asked for or the configured
+    one; then, if asked, only the newest ``keep`` backups of this chain are kept there."""
+    into = wanted.into or config.backup_dir_path
+    result = create_backup(
         db=parts.db,
         audit=parts.audit,
         signer=key_ring(parts.signer).signers[0],
         chain_id=config.node.chain_id,
-        into=into or config.backup_dir_path,
+        into=into,
     )
+    if wanted.keep is not None:
+        result = prune_backups(result, into, config.node.chain_id, wanted.keep)
+    return result
 
 
 async def serve(config: NodeConfig, *, on_ready: Callable[[Endpoints], None] | None = None) -> int:  # noqa: PLR0915
@@ -419,7 +423,7 @@ async def serve(config: NodeConfig, *, on_ready: Callable[[Endpoints], None] | N
         access=security.access,
     )
     peers_endpoint: str | None = None
-    control = ControlServer(config.control_socket_path, lambda into: _backup(config, parts, into))
+    control = ControlServer(config.control_socket_path, lambda want: _backup(config, parts, want))
     anchorer = AuditAnchorer(
         parts.audit, store, pool, every_s=config.custody.anchor_every_s, wake=wake,
         gossip=lambda body: None if consortium is None else consortium.gossip(body),

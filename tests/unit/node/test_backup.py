@@ -36,6 +36,7 @@ from trusted_ledger.node.backup import (
     BackupResult,
     create_backup,
     manifest_digest,
+    prune_backups,
     verify_backup,
 )
 from trusted_ledger.processing.families import IdentitySubmissionPolicy, builtin_registry
@@ -199,3 +200,36 @@ def test_a_backup_never_overwrites_and_cleans_up_after_failure(node: Node, tmp_p
     with pytest.raises(Exception, match="closed"):
         node.backup(into)
     assert list(into.iterdir()) == []
+
+
+def test_retention_removes_only_this_chains_oldest_complete_backups(
+    node: Node, tmp_path: Path
+) -> None:
+    into = tmp_path / "backups"
+    made = []
+    for _ in range(4):
+        made.append(node.backup(into))
+        node.blocks(1)
+    foreign = into / "backup-another-chain-h3-20260101T000000Z"
+    foreign.mkdir()
+    unreadable = into / f"backup-{CHAIN_ID}-h9-20260101T000000Z"
+    unreadable.mkdir()
+    (unreadable / "manifest.json").write_text("not json")
+    (into / ".partial-20260101T000000Z-1-000000").mkdir()
+    newest = node.backup(into)
+    kept = prune_backups(newest, into, CHAIN_ID, keep=3)
+    assert kept.pruned == (made[0].path, made[1].path)  # oldest first, by created_us
+    assert sorted(p.name for p in into.iterdir()) == sorted(
+        [
+            made[2].path.name,
+            made[3].path.name,
+            newest.path.name,
+            foreign.name,
+            unreadable.name,
+            ".partial-20260101T000000Z-1-000000",
+        ]
+    )
+    assert prune_backups(newest, into, CHAIN_ID, keep=1).pruned == (made[2].path, made[3].path)
+    assert verify_backup(newest.path).ok
+    with pytest.raises(InvalidInput, match="at least 1"):
+        prune_backups(newest, into, CHAIN_ID, keep=0)
