@@ -11,7 +11,8 @@ import argparse
 import json
 from typing import Any
 
-from trusted_ledger.cli.client import _client, _node_options
+from trusted_ledger.cli.client_common import ledger_client as _client
+from trusted_ledger.cli.client_common import node_options as _node_options
 from trusted_ledger.processing.families.audit_anchor import (
     AUDIT_ANCHOR_NAMESPACE,
     AnchorRecord,

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from trusted_ledger.cli.client import _client as tls_client
-from trusted_ledger.cli.client import _node_options as client_node_options
+from trusted_ledger.cli.client_common import ledger_client as tls_client
+from trusted_ledger.cli.client_common import node_options as client_node_options
 from trusted_ledger.client.http import LedgerClient
 from trusted_ledger.client.keys import default_key_dir, resolve_key
 from trusted_ledger.custody import PublicKey

@@ -22,7 +22,8 @@ from typing import Any
 
 from trusted_ledger.chain import Membership
 from trusted_ledger.chain.proof_verify import VerifiedProof, verify_proof
-from trusted_ledger.cli.client import _client, _node_options
+from trusted_ledger.cli.client_common import ledger_client as _client
+from trusted_ledger.cli.client_common import node_options as _node_options
 from trusted_ledger.custody import PublicKey
 from trusted_ledger.errors import ConfigurationError, InvalidInput, ProofMalformed
 from trusted_ledger.node.members import load_members
