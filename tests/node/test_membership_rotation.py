@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import re
+import time
 from typing import Any
 
 import pytest
@@ -64,6 +65,11 @@ def test_rotating_a_members_key_in_a_running_consortium(running_net: RunningNet)
     new_fingerprint = hashlib.sha256(bytes.fromhex(spki.group(1))).hexdigest()
     assert f"--rotate bank-d={spki.group(1)}" in done.stdout  # the next step, spelled out
     assert (net.directory / "bank-d" / "guard" / f"{NEW_LABEL}.guard").is_file()
+    # Finishing now is too early: the chain has not made the new key bank-d's.
+    unchanged = config.read_text()
+    done = _cli("node", "finish-rotation", "--config", str(config))
+    assert done.returncode != 0 and "has not taken effect" in done.stderr, done.stderr
+    assert config.read_text() == unchanged
     net.up("bank-d")
 
     # 2. The admin proposes the rotation (threshold 1: approved by the proposal).
@@ -112,3 +118,27 @@ def test_rotating_a_members_key_in_a_running_consortium(running_net: RunningNet)
             assert voters <= set(after.values()), number
             voters_after |= voters | {proposer}
     assert new_fingerprint in voters_after
+
+    # 5. The operator finishes the rotation: the new key becomes custody.key_label, so after
+    # a restart the trail's checkpoints and their anchors in the ledger carry the new key
+    # (before, the old key, no longer a member, kept signing them).
+    def anchored_keys() -> set[str]:
+        done = _cli("audit", "anchors", "--url", net.urls["bank-a"], "--json")
+        assert done.returncode == 0, done.stderr
+        return {row["fingerprint"] for row in json.loads(done.stdout)["anchors"]}
+
+    assert before["bank-d"] in anchored_keys()  # the old key signed them so far
+    assert new_fingerprint not in anchored_keys()
+    done = _cli("node", "finish-rotation", "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    text = config.read_text()
+    assert f'key_label = "{NEW_LABEL}"' in text and 'next_key_label = ""' in text
+    net.down("bank-d")
+    net.up("bank-d")  # anchors its trail at start-up, now with the new key
+    status_d = net.status("bank-d")
+    assert status_d is not None and status_d["node"]["fingerprint"] == new_fingerprint
+    assert_committed(net, "bank-d", submit(net, "bank-d", writer, 1))
+    deadline = time.monotonic() + 30
+    while new_fingerprint not in anchored_keys():
+        assert time.monotonic() < deadline, f"no anchor by the new key: {anchored_keys()}"
+        time.sleep(0.5)

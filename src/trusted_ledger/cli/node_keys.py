@@ -1,4 +1,5 @@
-"""``trusted-ledger node new-key``: the first step of rotating a member's key.
+"""``trusted-ledger node new-key`` and ``node finish-rotation``: the first and the last step
+of rotating a member's key.
 
 Generates a non-extractable key on the node's own token (through custody, like ``node
 init``), creates its signing guard under the node's data directory, and prints the key's
@@ -6,6 +7,8 @@ SPKI for the membership proposal. With ``--write-config`` it also sets
 ``custody.next_key_label`` in the node's configuration (rewritten in full, as ``node init``
 writes it); the node loads the key on its next start and signs with it from the height the
 approved membership takes effect (docs/local-consortium.md, "Rotating a member's key").
+``node finish-rotation`` ends it: once the chain's membership has the new key and not the old,
+the new key becomes ``custody.key_label`` (the key that signs the trail's checkpoints).
 """
 
 from __future__ import annotations
@@ -15,11 +18,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from trusted_ledger.custody import KeyAlgorithm, SigningGuard
+from trusted_ledger.chain import ChainStore, Membership
+from trusted_ledger.chain.membership import ChainMember, MemberList, MembershipSchedule
+from trusted_ledger.custody import KeyAlgorithm, PublicKey, SigningGuard
 from trusted_ledger.errors import ConfigurationError, InvalidInput
 from trusted_ledger.node.config import CONFIG_FILE_NAME, NodeConfig, load_config, render_config
 from trusted_ledger.node.custody_setup import open_token
 from trusted_ledger.node.members import load_members
+from trusted_ledger.storage.rocks_readonly import ReadOnlyRocksDatabase
 
 
 def register_node_actions(sub: Any) -> None:
@@ -44,15 +50,19 @@ def register_node_actions(sub: Any) -> None:
     )
     new_key.set_defaults(handler=_cmd_new_key)
 
+    finish = sub.add_parser(
+        "finish-rotation",
+        help="after the chain made the next key the member's: make it the node key "
+        "(custody.key_label), so the trail's checkpoints and anchors are signed by it",
+    )
+    where = finish.add_mutually_exclusive_group()
+    where.add_argument("--dir", type=Path, help=f"node directory (reads DIR/{CONFIG_FILE_NAME})")
+    where.add_argument("--config", type=Path, help="configuration file")
+    finish.set_defaults(handler=_cmd_finish_rotation)
+
 
 def _cmd_new_key(args: argparse.Namespace) -> int:
-    if args.config is not None:
-        path = Path(args.config)
-    elif args.dir is not None:
-        path = Path(args.dir) / CONFIG_FILE_NAME
-    else:
-        raise InvalidInput("node new-key needs --config FILE or --dir DIR")
-    config = load_config(path)
+    config = load_config(_config_path(args, "new-key"))
     label: str = args.label
     if label in (config.custody.key_label, config.custody.next_key_label):
         raise InvalidInput(
@@ -94,9 +104,77 @@ def _cmd_new_key(args: argparse.Namespace) -> int:
     )
     print(
         f"  {step + 2}. once approved in block H, this node signs with the new key from H + 1; "
-        "later, key_label may be set to the new label and next_key_label emptied"
+        "then `trusted-ledger node finish-rotation` makes it the node key (and restart)"
     )
     return 0
+
+
+def _config_path(args: argparse.Namespace, command: str) -> Path:
+    if args.config is not None:
+        return Path(args.config)
+    if args.dir is not None:
+        return Path(args.dir) / CONFIG_FILE_NAME
+    raise InvalidInput(f"node {command} needs --config FILE or --dir DIR")
+
+
+def _cmd_finish_rotation(args: argparse.Namespace) -> int:
+    """custody.key_label := next_key_label, once the chain's membership has the new key and
+    no longer the old one (read from the node's database, read-only: the node may run)."""
+    config = load_config(_config_path(args, "finish-rotation"))
+    old_label, new_label = config.custody.key_label, config.custody.next_key_label
+    if not new_label:
+        raise InvalidInput(
+            "no key rotation is under way: custody.next_key_label is empty",
+            hint="a rotation starts with `trusted-ledger node new-key` (docs/operations.md §6)",
+        )
+    pool = open_token(config)
+    try:
+        old_key = pool.key_info(old_label).public_key
+        new_key = pool.key_info(new_label).public_key
+    finally:
+        pool.close()
+    height, members = _next_membership(config, old_key)
+    if new_key not in members:
+        raise InvalidInput(
+            f"the rotation has not taken effect: the membership of height {height} does not "
+            f"list the new key {new_key.fingerprint[:16]} ({new_label!r}) yet",
+            hint="the admins' --rotate proposal must be approved and committed first "
+            "(`trusted-ledger members show`); nothing was changed",
+        )
+    if old_key in members:
+        raise InvalidInput(
+            f"the old key {old_key.fingerprint[:16]} ({old_label!r}) is still a member at "
+            f"height {height}",
+            hint="finish a rotation once the chain replaced the old key; nothing was changed",
+        )
+    updated = replace(
+        config, custody=replace(config.custody, key_label=new_label, next_key_label="")
+    )
+    config.path.write_text(render_config(updated), encoding="utf-8")
+    print(f"{config.path}: custody.key_label = {new_label!r}, next_key_label emptied")
+    print(f"  the chain's membership of height {height} has {new_key.fingerprint} and not")
+    print(f"  the old key {old_key.fingerprint} ({old_label!r}), which stays on the token;")
+    print(f"  keep its guard {config.guard_path_of(old_label)} and the audit trail")
+    print("restart the node: the trail's checkpoints and its anchors are then signed by the")
+    print("new key (before, the old key, no longer a member, kept signing them)")
+    return 0
+
+
+def _next_membership(config: NodeConfig, node_key: PublicKey) -> tuple[int, MemberList]:
+    """The membership deciding the height after the node's chain head."""
+    bootstrap: list[ChainMember] | Membership = Membership([node_key])
+    if config.consensus.members_file:
+        members = load_members(config.resolve(config.consensus.members_file))
+        bootstrap = [ChainMember(member.name, member.public_key) for member in members]
+    database = ReadOnlyRocksDatabase(config.chain_dir)
+    try:
+        store = ChainStore(database, config.node.chain_id)
+        head = store.head
+        if head is None:
+            raise InvalidInput(f"the chain database {config.chain_dir} has no head")
+        return head.number + 1, MembershipSchedule(store, bootstrap).next()
+    finally:
+        database.close()
 
 
 def _member_name(config: NodeConfig, fingerprint: str) -> str:
