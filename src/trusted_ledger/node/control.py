@@ -60,8 +60,11 @@ class ControlServer:
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        _take_over_stale(self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            _take_over_stale(self.path)
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise _unusable(self.path, exc) from exc
         app = web.Application(client_max_size=request_body_bytes_max)
         app.router.add_post("/backup", self._handle_backup)
         runner = web.AppRunner(app, access_log=None)
@@ -73,9 +76,11 @@ class ControlServer:
             os.chmod(self.path, 0o600)
             site = web.SockSite(runner, sock)
             await site.start()
-        except BaseException:
+        except BaseException as exc:
             sock.close()
             await runner.cleanup()
+            if isinstance(exc, OSError):
+                raise _unusable(self.path, exc) from exc
             raise
         self._runner = runner
         log.info("control.listening", socket=str(self.path))
@@ -149,6 +154,14 @@ def _error(status: int, exc: BaseException) -> web.Response:
     hint = exc.hint if isinstance(exc, TrustedLedgerError) else None
     message = exc.message if isinstance(exc, TrustedLedgerError) else str(exc)
     return web.json_response({"error": message, "hint": hint}, status=status)
+
+
+def _unusable(path: Path, exc: OSError) -> ConfigurationError:
+    return ConfigurationError(
+        f"cannot create the control socket {path}: {exc.strerror or exc}",
+        hint="node.control_socket (default data_dir/control.sock) must be a path in a "
+        "directory the node may write",
+    )
 
 
 def _take_over_stale(path: Path) -> None:
