@@ -268,6 +268,22 @@ class RunningNet:
             f"not all of {names} reached height {height}: {heights}\n{self.log_tails()}"
         )
 
+    def level(
+        self, names: tuple[str, ...] = NET_NAMES, timeout_s: float = CONVERGE_TIMEOUT_S
+    ) -> dict[str, int | None]:
+        """The heights of ``names`` once they are equal and stayed so for a second: what
+        was decided has reached every one of them (a lagging member catches up)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            heights = self.heights(names)
+            if None not in heights.values() and len(set(heights.values())) == 1:
+                time.sleep(1)
+                if self.heights(names) == heights:
+                    return heights
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{names} never level: {heights}\n{self.log_tails()}")
+            time.sleep(0.2)
+
     def assert_same_chain(self, names: tuple[str, ...], up_to: int) -> None:
         """Every height 0..up_to holds one block id on every member named: no fork."""
         for height in range(up_to + 1):
