@@ -62,24 +62,29 @@ def node_public_keys(config: NodeConfig) -> list[PublicKey]:
 def ensure_stopped(config: NodeConfig) -> None:
     """Refuse while the node runs: its control socket answers, or its database is locked."""
     control = config.control_socket_path
-    if control.exists():
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(str(control))
-        except OSError:
-            pass  # a stale socket file of a node that is gone
-        else:
-            raise InvalidInput(
-                f"the node is running (its control socket {control} answers)",
-                hint="stop it first (systemctl stop trusted-ledger-node@NAME), then restore",
-            )
-        finally:
-            probe.close()
+    if control.exists() and _answers(control):
+        raise InvalidInput(
+            f"the node is running (its control socket {control} answers)",
+            hint="stop it first (systemctl stop trusted-ledger-node@NAME), then restore",
+        )
     if database_in_use(config.chain_dir):
         raise InvalidInput(
             f"the chain database {config.chain_dir} is open in another process",
             hint="stop the node first, then restore",
         )
+
+
+def _answers(control: Path) -> bool:
+    """Whether a process listens on the Unix socket ``control`` (False for the stale file
+    a killed node leaves behind)."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(control))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
 
 
 def restore_backup(
