@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes.util
 import os
+import random
 import shutil
 import signal
 import socket
@@ -107,19 +108,33 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory) -> TokenEnv:
     return TokenEnv("softhsm", profile, MAIN_TOKEN, Pin(USER_PIN), profile.algorithms, env, root)
 
 
+def _ephemeral_port_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
 def free_port_pair() -> int:
     """A free loopback port whose successor is free too: the swtpm TCTI always finds the
-    control channel at port + 1."""
-    for _ in range(100):
+    control channel at port + 1.
+
+    Both lie outside the kernel's ephemeral range. A pair drawn from that range (as binding
+    port 0 would give) can be taken in the meantime as the local end of an outgoing
+    connection, and the HTTP load of the recovery tests makes thousands of those while
+    swtpm is down; swtpm then cannot bind on its restart."""
+    low, high = _ephemeral_port_range()
+    candidates = [port for port in range(10_000, 30_000) if not low <= port <= high + 1]
+    for port in random.sample(candidates, 200):
         with socket.socket() as first, socket.socket() as second:
-            first.bind(("127.0.0.1", 0))
-            port: int = first.getsockname()[1]
             try:
+                first.bind(("127.0.0.1", port))
                 second.bind(("127.0.0.1", port + 1))
             except OSError:
                 continue
             return port
-    raise RuntimeError("no free pair of loopback ports")
+    raise RuntimeError("no free pair of loopback ports outside the ephemeral range")
 
 
 class SoftwareTpm:
@@ -150,14 +165,18 @@ class SoftwareTpm:
         }
 
     def start(self) -> None:
-        self.swtpm = subprocess.Popen(
-            ["swtpm", "socket", "--tpm2",
-             "--server", f"type=tcp,port={self.port},bindaddr=127.0.0.1",
-             "--ctrl", f"type=tcp,port={self.ctrl_port},bindaddr=127.0.0.1",
-             "--flags", "startup-clear", "--tpmstate", f"dir={self.state}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        self._wait_for_port(self.port)
+        """swtpm on the state directory, then abrmd on top. Should swtpm fail to listen
+        (its stderr goes to ``swtpm.log`` beside the state), it is started again on another
+        pair of ports: only abrmd knows the port, and abrmd is started afresh as well."""
+        for attempt in range(3):
+            if attempt:
+                self.port = free_port_pair()
+                self.ctrl_port = self.port + 1
+            if self._start_swtpm():
+                break
+        else:
+            log = (self.root / "swtpm.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"swtpm did not start listening; its log ends:\n{log}")
         abrmd = ["tpm2-abrmd", "--session", f"--tcti=swtpm:host=127.0.0.1,port={self.port}"]
         if os.geteuid() == 0:
             abrmd.append("--allow-root")
@@ -166,6 +185,29 @@ class SoftwareTpm:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         self._wait_for_abrmd()
+
+    def _start_swtpm(self) -> bool:
+        with (self.root / "swtpm.log").open("ab") as log:
+            log.write(f"--- swtpm on ports {self.port}/{self.ctrl_port}\n".encode())
+            log.flush()
+            self.swtpm = subprocess.Popen(
+                ["swtpm", "socket", "--tpm2",
+                 "--server", f"type=tcp,port={self.port},bindaddr=127.0.0.1",
+                 "--ctrl", f"type=tcp,port={self.ctrl_port},bindaddr=127.0.0.1",
+                 "--flags", "startup-clear", "--tpmstate", f"dir={self.state}"],
+                stdout=log, stderr=log,
+            )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.swtpm.poll() is not None:
+                return False  # it exited: most likely a port it could not bind
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return True
+            time.sleep(0.02)
+        self.swtpm.kill()
+        self.swtpm.wait(timeout=10)
+        return False
 
     def kill_swtpm(self) -> None:
         """The device disappears: swtpm dies, and abrmd with it (it cannot reconnect)."""
@@ -177,15 +219,6 @@ class SoftwareTpm:
     def stop(self) -> None:
         self.kill_swtpm()
         os.kill(self.dbus_pid, signal.SIGTERM)
-
-    def _wait_for_port(self, port: int) -> None:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    return
-            time.sleep(0.02)
-        raise RuntimeError("swtpm did not start listening")
 
     def _wait_for_abrmd(self) -> None:
         deadline = time.monotonic() + 15
