@@ -23,6 +23,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from tests.ports import listening_ports
 from trusted_ledger.custody.keyspec import KeyAlgorithm
 from trusted_ledger.custody.module_admin import init_token
 from trusted_ledger.custody.pin import Pin
@@ -108,24 +109,14 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory) -> TokenEnv:
     return TokenEnv("softhsm", profile, MAIN_TOKEN, Pin(USER_PIN), profile.algorithms, env, root)
 
 
-def _ephemeral_port_range() -> tuple[int, int]:
-    try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return 32768, 60999  # Linux's default
-
-
 def free_port_pair() -> int:
     """A free loopback port whose successor is free too: the swtpm TCTI always finds the
     control channel at port + 1.
 
-    Both lie outside the kernel's ephemeral range. A pair drawn from that range (as binding
-    port 0 would give) can be taken in the meantime as the local end of an outgoing
-    connection, and the HTTP load of the recovery tests makes thousands of those while
-    swtpm is down; swtpm then cannot bind on its restart."""
-    low, high = _ephemeral_port_range()
-    candidates = [port for port in range(10_000, 30_000) if not low <= port <= high + 1]
+    Both lie outside the kernel's ephemeral range (tests/ports.py): the recovery tests
+    restart swtpm on them under HTTP load."""
+    usable = set(listening_ports())
+    candidates = [port for port in usable if port + 1 in usable]
     for port in random.sample(candidates, 200):
         with socket.socket() as first, socket.socket() as second:
             try:

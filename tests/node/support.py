@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.ports import listening_ports
 from trusted_ledger.processing.families.intkey import intkey_address, intkey_payload
 from trusted_ledger.txn import Batch, BatchList, SigningKey, TransactionBuilder, build_batch
 
@@ -163,9 +164,12 @@ CONVERGE_TIMEOUT_S = 30.0
 
 def free_base_port(nodes: int = NET_NODES) -> int:
     """A base port P whose three ranges (peers P+i, API P+100+i, processors P+200+i) are
-    free now; random, so parallel test runs rarely collide."""
+    free now; random, so parallel test runs rarely collide, and outside the ephemeral range
+    (tests/ports.py), because members are stopped and started again on them."""
+    usable = set(listening_ports())
+    bases = [port for port in usable if port + 200 + nodes - 1 in usable]
     for _ in range(50):
-        base = random.randrange(20_000, 60_000)
+        base = random.choice(bases)
         ports = [base + offset + i for offset in (0, 100, 200) for i in range(nodes)]
         sockets = []
         try:
