@@ -47,6 +47,7 @@ from trusted_ledger.errors import (
     RequestTooLarge,
     ResourceNotFound,
     StorageFailure,
+    StorageNeedsRestart,
     UnsupportedContentType,
 )
 from trusted_ledger.observability.logging import get_logger
@@ -130,6 +131,8 @@ _STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (NodeNotReady, 503),
     # The disk refused a write (full: ENOSPC): nothing was queued, come back later.
     (StorageFailure, 503),
+    # A failed write reached the disk after all: the node stops for a restart; come back.
+    (StorageNeedsRestart, 503),
 )
 """The errors a handler raises on purpose, by HTTP status; anything else is a 500."""
 

@@ -15,7 +15,9 @@ accepting, the publisher finishes the block it is cutting, files are closed.
 Failure policy of the publisher: an unavailable HSM or storage (``TemporarilyUnavailable``)
 or a block that cannot be executed now (``TransactionProcessingFailed``) is retried with
 backoff while the API keeps accepting into the pool; any other error stops the node with
-exit status 70, because continuing after an unexplained failure risks the chain.
+exit status 70, because continuing after an unexplained failure risks the chain. So does a
+database whose reopen after a failed write shows that write on the disk after all
+(``StorageNeedsRestart``), in whichever thread finds it: a restart reloads chain and pool.
 """
 
 from __future__ import annotations
@@ -379,7 +381,8 @@ def _backup(config: NodeConfig, parts: NodeParts, wanted: BackupRequest) -> Back
 
 
 async def serve(config: NodeConfig, *, on_ready: Callable[[Endpoints], None] | None = None) -> int:  # noqa: PLR0915
-    """Run the node until SIGTERM/SIGINT (status 0) or a publisher failure (status 70).
+    """Run the node until SIGTERM/SIGINT (status 0), or a publisher failure or a database
+    that needs a restart (status 70).
 
     ``consensus.mode = "single"``: the publisher thread cuts and certifies every block.
     ``"bft"``: the consortium (peer mesh, BFT driver, gossip, catch-up) decides blocks with
@@ -396,6 +399,14 @@ async def serve(config: NodeConfig, *, on_ready: Callable[[Endpoints], None] | N
     def failed(exc: BaseException) -> None:
         failure.append(exc)
         loop.call_soon_threadsafe(stop.set)
+
+    def storage_needs_restart(exc: BaseException) -> None:
+        # Found by whichever thread wrote first (often the API's): the publisher may be
+        # idle, so the node stops here rather than wait for its next write.
+        log.error("node.storage_needs_restart", error=str(exc))
+        failed(exc)
+
+    parts.db.on_needs_restart = storage_needs_restart
 
     publisher_loop: PublisherLoop | None = None
     consortium: Consortium | None = None

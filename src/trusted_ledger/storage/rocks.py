@@ -23,7 +23,7 @@ import os
 import shutil
 import time
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import rocksdict
@@ -238,6 +238,12 @@ class RocksDatabase(Database):
         # After a failed write: why, the sequence number then, when to try reopening.
         self._stuck: str | None = None
         self._stuck_sequence = 0
+        # Once a reopen showed a failed write on the disk: every later call says so.
+        self._needs_restart: str | None = None
+        self.on_needs_restart: Callable[[StorageNeedsRestart], None] | None = None
+        """Called once, in the thread that found it, when a reopen shows that a failed
+        write reached the disk: the node stops itself for a restart, whichever thread (the
+        API's, the publisher's) touched the database first."""
         self._reopen_at = 0.0
         self._sync_options = rocksdict.WriteOptions()
         self._sync_options.sync = True
@@ -269,13 +275,19 @@ class RocksDatabase(Database):
             raise _classify_open_error(data_dir, exc) from exc
 
     def _engine_get(self, column_family: str, key: bytes) -> bytes | None:
+        self._reopen_if_closed()
         try:
             value: bytes | None = self._families[column_family].get(key)
+        except KeyError as exc:  # closed meanwhile by a reopen in another thread
+            raise StorageFailure(
+                f"{self._description} is being reopened after a failed write", hint="retry"
+            ) from exc
         except Exception as exc:
             raise StorageFailure(f"read from {self._description} failed: {exc}") from exc
         return value
 
     def _engine_write(self, batch: WriteBatch, *, sync: bool) -> None:
+        self._check_usable()
         if self._stuck is not None:
             self._reopen()
         try:
@@ -356,23 +368,55 @@ class RocksDatabase(Database):
         try:
             self._open_engine(create=False)
         except Exception as exc:
-            self._families, self._handles = {}, {}  # reads fail until the next reopen
+            self._families, self._handles = {}, {}  # reads and writes try the reopen again
+            full = "No space left" in str(exc) or "ENOSPC" in str(exc)
             raise StorageFailure(
                 f"reopening {self._description} after a failed write failed: {exc}",
-                hint=f"free space on the file system holding {self.path}",
+                hint=f"free space on the file system holding {self.path}"
+                if full
+                else f"check the disk holding {self.path} (the kernel log names its errors); "
+                "the reopen is retried",
             ) from exc
         sequence = int(self._db.latest_sequence_number())
         if self._stuck_sequence < 0 or sequence != self._stuck_sequence:
-            raise StorageNeedsRestart(
+            self._needs_restart = (
                 f"{self._description}: a write reported failed ({self._stuck}) reached the "
-                f"disk after all (sequence {self._stuck_sequence} -> {sequence})",
+                f"disk after all (sequence {self._stuck_sequence} -> {sequence})"
+            )
+            try:
+                self._check_usable()
+            except StorageNeedsRestart as exc:
+                if self.on_needs_restart is not None:
+                    self.on_needs_restart(exc)
+                raise
+        self._stuck = None
+
+    def _check_usable(self) -> None:
+        """Sticky: after ``StorageNeedsRestart`` every read and write of this handle raises
+        it again, so that whichever thread of the node touches the database next stops it,
+        and none goes on from caches that may disagree with the disk."""
+        if self._needs_restart is not None:
+            raise StorageNeedsRestart(
+                self._needs_restart,
                 hint="restart the node: it reloads its chain and pool from the disk",
             )
-        self._stuck = None
+
+    def _reopen_if_closed(self) -> None:
+        """After a reopen that failed, a read tries it again (no more often than a write
+        would), rather than failing until some write comes: a node whose next step is a
+        read, such as the publisher retrying its block, would otherwise wait forever."""
+        self._check_usable()
+        if self._families:
+            return
+        with self._write_lock:
+            if not self._families:
+                self._check_open()
+                self._reopen()
 
     def _engine_iterate(
         self, column_family: str, lower: bytes, upper: bytes | None
     ) -> Iterator[tuple[bytes, bytes]]:
+        self._reopen_if_closed()
         try:
             raw = self._families[column_family].iter()
         except Exception as exc:
@@ -383,10 +427,9 @@ class RocksDatabase(Database):
         return iterator
 
     def _engine_snapshot(self) -> Snapshot:
-        if not self._families:  # a reopen that failed: an empty snapshot would read as "absent"
-            raise StorageFailure(
-                f"{self._description} is not open after a failed reopen", hint="retry"
-            )
+        self._check_usable()
+        if not self._families:  # a reopen that failed (the write lock is held here)
+            self._reopen()
         # All families' snapshots are taken under the write lock, so they show one instant.
         snapshot = _RocksSnapshot(self, {cf: db.snapshot() for cf, db in self._families.items()})
         self._live.add(snapshot)
