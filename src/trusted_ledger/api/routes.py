@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from trusted_ledger.api import params as p
 from trusted_ledger.api import render as r
 from trusted_ledger.api.explorer import explorer_routes
+from trusted_ledger.api.http_common import JSON, OCTET_STREAM
 from trusted_ledger.api.openapi import Body, Route
 from trusted_ledger.api.proofs import proof_routes
 from trusted_ledger.chain import BatchStatus
@@ -18,10 +19,8 @@ from trusted_ledger.chain import BatchStatus
 if TYPE_CHECKING:
     from trusted_ledger.api.app import Handlers
 
-_OCTET_STREAM = "application/octet-stream"
-_JSON = "application/json"
 
-_IDS_BODY = Body(_JSON, "A JSON array of ids (as for ``id``).", r.array(r.ID))
+_IDS_BODY = Body(JSON, "A JSON array of ids (as for ``id``).", r.array(r.ID))
 _STATUS_SCHEMA = r.obj(
     {
         "id": r.ID,
@@ -107,7 +106,7 @@ def document_readiness(document: dict[str, object]) -> None:
     assert isinstance(paths, dict)
     paths[READYZ_PATH]["get"]["responses"]["503"] = {
         "description": "Service Unavailable: at least one check fails (listed in failing)",
-        "content": {_JSON: {"schema": _READINESS_SCHEMA}},
+        "content": {JSON: {"schema": _READINESS_SCHEMA}},
     }
 
 
@@ -118,7 +117,7 @@ def route_table(h: Handlers) -> list[Route]:
             "POST", "/batches", h.post_batches, "submitBatches",
             "Submit a serialized BatchList; all or nothing.",
             response=r.obj({"link": r.LINK}), status=202,
-            body=Body(_OCTET_STREAM, "A serialized BatchList (docs/formats.md §4)."),
+            body=Body(OCTET_STREAM, "A serialized BatchList (docs/formats.md §4)."),
             errors=(400, 403, 413, 415, 429, 503),
         ),
         Route(
@@ -160,13 +159,13 @@ def route_table(h: Handlers) -> list[Route]:
             "GET", "/blocks/{block_id}", h.get_block, "getBlock",
             "One block, rendered or (format=raw) as stored.", (p.BLOCK_ID_PATH, p.BLOCK_FORMAT),
             r.obj({"data": r.BLOCK_SCHEMA, "link": r.LINK}),
-            extra_content={_OCTET_STREAM: "format=raw: docs/formats.md §6.3"},
+            extra_content={OCTET_STREAM: "format=raw: docs/formats.md §6.3"},
         ),
         Route(
             "GET", "/blocks/num/{block_num}", h.get_block_by_num, "getBlockByNum",
             "One block by number.", (p.BLOCK_NUM_PATH, p.BLOCK_FORMAT),
             r.obj({"data": r.BLOCK_SCHEMA, "link": r.LINK}),
-            extra_content={_OCTET_STREAM: "format=raw: docs/formats.md §6.3"},
+            extra_content={OCTET_STREAM: "format=raw: docs/formats.md §6.3"},
         ),
         Route(
             "GET", "/batches/{batch_id}", h.get_batch, "getBatch", "One committed batch.",

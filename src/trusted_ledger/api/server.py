@@ -15,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from trusted_ledger.api.app import ApiState, build_app
+from trusted_ledger.api.app import build_app
+from trusted_ledger.api.http_common import ApiState
 from trusted_ledger.api.openapi import Route
 from trusted_ledger.api.services import NodeServices
 from trusted_ledger.api.tls import ClientAccess
