@@ -18,6 +18,7 @@ import cbor2
 import pytest
 
 from tests.node.support import NodeProcess, init_node, post_batches, request, statuses
+from tests.unit.processing.tp.rawtp import COUNTER, RawProcessor, counter_apply
 from tests.unit.processor.support import ProcessorProcess
 from trusted_ledger.processor.examples.provenance import (
     ItemRecord,
@@ -119,3 +120,47 @@ def test_sawtooth_sdk_processor_end_to_end(node: NodeProcess, tmp_path: Path) ->
         _committed(node.url, batches[:1])
         _committed(node.url, batches[1:])
         assert cbor2.loads(_state(node.url, address)) == {"apples": 42}
+
+
+def test_the_ping_settings_of_node_toml_drop_a_silent_processor(tmp_path: Path) -> None:
+    """``[processors] ping_interval_ms`` and ``ping_misses_max`` reach the server: with
+    100 ms x 2, a processor that registers and then answers nothing is dropped within about
+    0.3 s, where the defaults (5 s x 3) would keep it 15 s; one that answers stays."""
+    directory = tmp_path / "node"
+    init_node(directory)
+    config = directory / "node.toml"
+    text = config.read_text()
+    assert "\nping_interval_ms = 5000\nping_misses_max = 3\n" in text  # node init writes them
+    config.write_text(
+        text.replace(
+            "\nping_interval_ms = 5000\nping_misses_max = 3\n",
+            "\nping_interval_ms = 100\nping_misses_max = 2\n",
+        )
+    )
+    node = NodeProcess(directory, tmp_path / "node.log")
+    try:
+        assert node.processors is not None
+        chatty = RawProcessor(node.processors, counter_apply)
+        silent = RawProcessor(node.processors, counter_apply, family="quiet", answer_pings=False)
+        chatty.start()
+        silent.start()
+
+        def families() -> set[str]:
+            status, body = request(f"{node.url}/status")
+            assert status == 200, body
+            return {p["family"] for p in body["data"]["processors"]}
+
+        deadline = time.monotonic() + 8  # well under the defaults' 15 s
+        while "quiet" in families():
+            assert time.monotonic() < deadline, f"silent processor kept: {node.log_tail()}"
+            time.sleep(0.05)
+        assert families() == {COUNTER}
+        assert silent.pings >= 2
+        pings_before = chatty.pings
+        time.sleep(0.5)
+        assert chatty.pings > pings_before  # pinged every 100 ms, and kept
+        assert families() == {COUNTER}
+        chatty.stop()
+        silent.stop()
+    finally:
+        node.terminate()

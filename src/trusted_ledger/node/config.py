@@ -117,6 +117,12 @@ class ProcessorsSection:
     request_timeout_ms: int = 30_000
     """A processor that does not answer a transaction in this time is dropped and the
     transaction re-dispatched to another processor of its family."""
+    ping_interval_ms: int = 5_000
+    """How often each connected processor is sent a PING_REQUEST (anything it sends counts
+    as a sign of life)."""
+    ping_misses_max: int = 3
+    """A processor silent for this many pings in a row is dropped, and what it held is
+    re-dispatched: the worst case to notice a hung processor is about the product."""
 
 
 @dataclass(frozen=True)
@@ -359,6 +365,8 @@ def _check(config: NodeConfig) -> None:
     if bind and not (bind.startswith("tcp://") and bind_port.isascii() and bind_port.isdigit()):
         _bad(config, "processors.bind", f"must be tcp://HOST:PORT or empty, got {bind!r}")
     _positive(config, "processors.request_timeout_ms", config.processors.request_timeout_ms)
+    _positive(config, "processors.ping_interval_ms", config.processors.ping_interval_ms, 3_600_000)
+    _positive(config, "processors.ping_misses_max", config.processors.ping_misses_max, 1_000)
     if config.consensus.mode not in CONSENSUS_MODES:
         _bad(config, "consensus.mode", f"must be one of {CONSENSUS_MODES}")
     if config.consensus.mode == "bft" and not config.consensus.members_file:

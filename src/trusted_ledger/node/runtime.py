@@ -325,6 +325,8 @@ def _processor_server(config: NodeConfig, parts: NodeParts) -> ProcessorServer |
         parts.registry,
         config.processors.bind,
         request_timeout_s=config.processors.request_timeout_ms / 1000,
+        ping_interval_s=config.processors.ping_interval_ms / 1000,
+        ping_misses_max=config.processors.ping_misses_max,
     )
 
 

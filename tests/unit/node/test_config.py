@@ -59,6 +59,8 @@ def test_render_then_load_is_identity(tmp_path: Path) -> None:
         (MINIMAL + '[consensus]\nmode="bft"\n', "consensus.members_file must name"),
         (MINIMAL + '[network]\nbind="7000"\n', "network.bind must be HOST:PORT"),
         (MINIMAL + '[processors]\nbind="udp://x:1"\n', "processors.bind must be tcp://"),
+        (MINIMAL + "[processors]\nping_interval_ms=0\n", "processors.ping_interval_ms must be"),
+        (MINIMAL + "[processors]\nping_misses_max=1001\n", r"ping_misses_max must be 1\.\.1000"),
         ("[custody]\n", "exactly one PIN source"),
         ('[custody]\npin_env="A"\npin_file="b"\n', "exactly one PIN source"),
         (MINIMAL + "node = 3\n", "custody.node"),
