@@ -93,6 +93,11 @@ def _cmd_backup(args: argparse.Namespace) -> int:
     print(f"  chain     height {summary['height']}, head {summary['head']}")
     print(f"  trail     {summary['trail_records']} records")
     print(f"  files     {summary['files']} ({summary['bytes']} bytes)")
+    reused = summary.get("hashes_reused_from")
+    print(
+        f"  hashed    {summary.get('hashed_bytes', summary['bytes'])} bytes"
+        + (f" (unchanged table files' hashes taken from {reused})" if reused else "")
+    )
     print(f"  signed by {summary['key']} (the node key, through the HSM; in the audit trail)")
     for path in summary["pruned"]:
         print(f"  removed   {path} (older than the newest {args.keep})")

@@ -82,10 +82,16 @@ class BackupResult:
     manifest: dict[str, Any]
     pruned: tuple[Path, ...] = ()
     """Older backups removed after this one was complete (``keep``)."""
+    hashed_bytes: int = 0
+    """Bytes read to hash them; the rest had their hash from the previous backup."""
+    reused_from: Path | None = None
+    """The previous backup whose table-file hashes were taken over, if any."""
 
     def summary(self) -> dict[str, Any]:
         return {
             "pruned": [str(path) for path in self.pruned],
+            "hashed_bytes": self.hashed_bytes,
+            "hashes_reused_from": None if self.reused_from is None else str(self.reused_from),
             "path": str(self.path),
             "height": self.manifest["height"],
             "head": self.manifest["head"],
@@ -117,6 +123,8 @@ def create_backup(
         next_seq, trail_head = audit.copy_to(partial / TRAIL_PATH)
         head = _chain_head(partial / CHAIN_DIR, chain_id)
         key = signer.public_key
+        previous, known = _reusable_hashes(into, chain_id, key)
+        files, hashed_bytes = _listing(partial, known)
         manifest: dict[str, Any] = {
             "format": BACKUP_FORMAT,
             "version": BACKUP_VERSION,
@@ -126,7 +134,7 @@ def create_backup(
             "head": head.block_id.hex(),
             "state_root": head.state_root.hex(),
             "trail": {"path": TRAIL_PATH, "next_seq": next_seq, "head": trail_head},
-            "files": _listing(partial),
+            "files": files,
             "key": key.fingerprint,
             "algorithm": key.algorithm.value,
             "public_key": key.spki_der.hex(),
@@ -145,7 +153,7 @@ def create_backup(
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    return BackupResult(final, manifest)
+    return BackupResult(final, manifest, hashed_bytes=hashed_bytes, reused_from=previous)
 
 
 def prune_backups(result: BackupResult, into: Path, chain_id: str, keep: int) -> BackupResult:
@@ -155,9 +163,21 @@ def prune_backups(result: BackupResult, into: Path, chain_id: str, keep: int) ->
     anything else there, partial or foreign, is left alone."""
     if keep < 1:
         raise InvalidInput(f"keep must be at least 1, got {keep}")
+    found = [path for _, path in _complete_backups(into, chain_id) if path != result.path]
+    doomed = found[: max(0, len(found) - (keep - 1))]
+    for path in doomed:
+        shutil.rmtree(path)
+    return BackupResult(
+        result.path, result.manifest, tuple(doomed), result.hashed_bytes, result.reused_from
+    )
+
+
+def _complete_backups(into: Path, chain_id: str) -> list[tuple[int, Path]]:
+    """(created_us, path) of the complete backups of ``chain_id`` in ``into``, oldest first:
+    directories named ``backup-<chain_id>-…`` whose manifest reads as this chain's."""
     found: list[tuple[int, Path]] = []
     for candidate in into.glob(f"{BACKUP_PREFIX}{chain_id}-h*"):
-        if not candidate.is_dir() or candidate == result.path:
+        if not candidate.is_dir():
             continue
         try:
             manifest = json.loads((candidate / MANIFEST_NAME).read_bytes())
@@ -169,10 +189,52 @@ def prune_backups(result: BackupResult, into: Path, chain_id: str, keep: int) ->
         if isinstance(created, int):
             found.append((created, candidate))
     found.sort()
-    doomed = [path for _, path in found[: max(0, len(found) - (keep - 1))]]
-    for path in doomed:
-        shutil.rmtree(path)
-    return BackupResult(result.path, result.manifest, tuple(doomed))
+    return found
+
+
+@dataclass(frozen=True)
+class _KnownFile:
+    device: int
+    inode: int
+    size: int
+    sha256: str
+
+
+def _reusable_hashes(
+    into: Path, chain_id: str, key: PublicKey
+) -> tuple[Path | None, dict[str, _KnownFile]]:
+    """The table files (``chain/*.sst``) of the newest complete backup of this chain in
+    ``into`` whose manifest is well formed and signed by ``key``: that backup, and by path
+    each file's device, inode, size and hash as that manifest lists it.
+
+    Why a hash may be taken over: a checkpoint hard-links table files when it is on the
+    database's file system, and RocksDB never changes a table file once written. A file of
+    the new checkpoint that *is* one of these (same device and inode, same size) holds the
+    bytes hashed then; reading it again would only repeat the work. Everything else (the
+    files RocksDB copies, new tables, the trail, or any backup on another file system) is
+    hashed. ``verify_backup`` still reads and hashes every file."""
+    for _, candidate in reversed(_complete_backups(into, chain_id)):
+        report = BackupReport(candidate)
+        manifest = _read_manifest(candidate, report)
+        if manifest is None:
+            continue
+        _check_signature(candidate, manifest, [key], report)
+        if not report.ok:
+            continue
+        known: dict[str, _KnownFile] = {}
+        for entry in manifest["files"]:
+            name = entry["path"]
+            if not (name.startswith(f"{CHAIN_DIR}/") and name.endswith(".sst")):
+                continue
+            if not isinstance(entry["size"], int) or not isinstance(entry["sha256"], str):
+                continue
+            try:
+                stat = (candidate / name).stat()
+            except OSError:
+                continue
+            known[name] = _KnownFile(stat.st_dev, stat.st_ino, entry["size"], entry["sha256"])
+        return candidate, known
+    return None, {}
 
 
 def _chain_head(chain_dir: Path, chain_id: str) -> ChainHead:
@@ -186,15 +248,30 @@ def _chain_head(chain_dir: Path, chain_id: str) -> ChainHead:
     return head
 
 
-def _listing(root: Path) -> list[dict[str, Any]]:
-    """Every regular file under ``root`` but the manifest and its signature, by path."""
+def _listing(
+    root: Path, known: dict[str, _KnownFile] | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """Every regular file under ``root`` but the manifest and its signature, by path; and
+    the bytes hashed (a file that is one of ``known``, by inode, keeps its known hash)."""
     entries = []
+    hashed_bytes = 0
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         relative = path.relative_to(root).as_posix()
         if relative in (MANIFEST_NAME, SIGNATURE_NAME):
             continue
-        entries.append({"path": relative, "size": path.stat().st_size, "sha256": file_sha256(path)})
-    return entries
+        stat = path.stat()
+        same = (known or {}).get(relative)
+        if same is not None and (same.device, same.inode, same.size) == (
+            stat.st_dev,
+            stat.st_ino,
+            stat.st_size,
+        ):
+            sha256 = same.sha256
+        else:
+            sha256 = file_sha256(path)
+            hashed_bytes += stat.st_size
+        entries.append({"path": relative, "size": stat.st_size, "sha256": sha256})
+    return entries, hashed_bytes
 
 
 def _write_synced(path: Path, data: bytes) -> None:

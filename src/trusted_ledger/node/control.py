@@ -6,7 +6,8 @@ nothing listens on the network. HTTP/1.1 with JSON bodies (docs/operations.md §
 
 - ``POST /backup`` with ``{}``, or with ``"into": "/absolute/dir"`` and/or ``"keep": N``:
   write an on-line backup (node/backup.py) and answer its summary: ``{"path", "height",
-  "head", "trail_records", "files", "bytes", "key", "pruned"}``. With ``keep``, once the new
+  "head", "trail_records", "files", "bytes", "hashed_bytes", "hashes_reused_from", "key",
+  "pruned"}``. With ``keep``, once the new
   backup is complete, the oldest complete backups of this chain in the same directory are
   removed until N remain (``pruned`` lists them). One backup at a time (409 while one
   runs). Errors answer ``{"error", "hint"}`` with 400 (bad request) or 500 (it failed).

@@ -35,6 +35,7 @@ from trusted_ledger.node.backup import (
     MANIFEST_DOMAIN,
     BackupResult,
     create_backup,
+    file_sha256,
     manifest_digest,
     prune_backups,
     verify_backup,
@@ -233,3 +234,58 @@ def test_retention_removes_only_this_chains_oldest_complete_backups(
     assert verify_backup(newest.path).ok
     with pytest.raises(InvalidInput, match="at least 1"):
         prune_backups(newest, into, CHAIN_ID, keep=0)
+
+
+def test_unchanged_table_files_keep_the_hash_of_the_previous_backup(
+    node: Node, tmp_path: Path
+) -> None:
+    """Hashing is incremental: a table file that is the very file (inode) of the newest
+    earlier backup signed by this node keeps its hash; every hash is still the file's."""
+    into = tmp_path / "backups"
+    first = node.backup(into)
+    total = sum(entry["size"] for entry in first.manifest["files"])
+    assert (first.reused_from, first.hashed_bytes) == (None, total)
+    node.blocks(2)
+    second = node.backup(into)
+    assert second.reused_from == first.path
+    shared = [
+        entry
+        for entry in second.manifest["files"]
+        if entry["path"].endswith(".sst")
+        and (second.path / entry["path"]).stat().st_ino == _inode(first.path / entry["path"])
+    ]
+    assert shared, "the checkpoint hard-linked no table file of the first backup"
+    total = sum(entry["size"] for entry in second.manifest["files"])
+    assert second.hashed_bytes == total - sum(entry["size"] for entry in shared)
+    for entry in second.manifest["files"]:  # taken over or not, every hash is the file's
+        assert file_sha256(second.path / entry["path"]) == entry["sha256"], entry["path"]
+    assert verify_backup(second.path, trusted_keys=[node.signer.public_key]).ok
+    assert second.summary()["hashes_reused_from"] == str(first.path)
+
+    # A table file replaced by a copy (same bytes, another inode) is read again.
+    copied = second.path / shared[0]["path"]
+    shutil.copyfile(copied, tmp_path / "copy")
+    (tmp_path / "copy").replace(copied)
+    third = node.backup(into)
+    assert third.reused_from == second.path
+    assert third.hashed_bytes >= shared[0]["size"]
+    assert verify_backup(third.path).ok
+
+    # The newest earlier backup whose signature does not verify is passed over.
+    (third.path / "manifest.sig").write_text("00" * 64 + "\n")
+    fourth = node.backup(into)
+    assert fourth.reused_from == second.path
+    assert verify_backup(fourth.path).ok
+    # Nor is a backup signed by another key used (a forger's manifest could lie about hashes).
+    _resign(fourth.path, SoftwareSigner(), lambda manifest: None)
+    (second.path / "manifest.sig").write_text("00" * 64 + "\n")
+    fifth = node.backup(into)
+    assert fifth.reused_from == first.path
+    assert verify_backup(fifth.path).ok
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except FileNotFoundError:
+        return None
