@@ -7,7 +7,6 @@ here starts threads or owns storage; the node owns both and the API only borrows
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections import OrderedDict
@@ -110,13 +109,6 @@ class ConsensusSummary:
     members: int
 
 
-def pending_transaction_ids(pool: BatchPool) -> set[str]:
-    """Every transaction id of every pending batch. O(pool size): asked only for the
-    dependencies that are not committed, which few submissions have."""
-    everything = pool.candidates(sys.maxsize, sys.maxsize)
-    return {t.header_signature for pending in everything for t in pending.batch.transactions}
-
-
 class CommittedOrPendingTransactions:
     """``txn.CommittedTransactions`` for ``check_against_chain`` at the API's door.
 
@@ -141,7 +133,7 @@ class CommittedOrPendingTransactions:
         present = set(self._store.committed_among(transaction_ids))
         unanswered = set(transaction_ids) - present - self._own
         if unanswered:
-            present |= unanswered & pending_transaction_ids(self._pool)
+            present |= self._pool.pending_transactions_among(unanswered)
         return present
 
 

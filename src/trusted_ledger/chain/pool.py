@@ -14,7 +14,7 @@ in arrival order, dropping batches the chain already holds.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Collection, Iterable, Sequence, Set
 from dataclasses import dataclass
 
@@ -81,6 +81,9 @@ class BatchPool:
         self._next_sequence = 0
         self._rejected: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self._waiting: dict[str, str] = {}  # pending batch id -> why it is not proposed yet
+        # Transaction id -> how many pending batches carry it (two may: a replay that
+        # execution will refuse), so "is it pending?" is a lookup, not a scan of the pool.
+        self._transactions: Counter[str] = Counter()
         self._lock = threading.Lock()
         if db is not None:
             self._reload(db, committed, limits)
@@ -106,6 +109,7 @@ class BatchPool:
                 continue
             self._pending[batch_id] = PendingBatch(batch, size, 0, sequence)
             self._bytes += size
+            self._count_transactions(batch, 1)
         if len(stale):
             db.write(stale, sync=True)
         self._publish_gauges()
@@ -154,6 +158,7 @@ class BatchPool:
                 self._pending[batch_id] = pending
                 self._rejected.pop(batch_id, None)
                 self._bytes += pending.size_bytes
+                self._count_transactions(pending.batch, 1)
             self._publish_gauges()
         queued: list[bool] = []
         for batch, _ in encoded:
@@ -170,6 +175,20 @@ class BatchPool:
         with self._lock:
             pending = self._pending.get(batch.header_signature)
         return pending is not None and pending.batch == batch
+
+    def pending_transactions_among(self, transaction_ids: Iterable[str]) -> set[str]:
+        """Those of ``transaction_ids`` that a pending batch carries (one lookup each)."""
+        with self._lock:
+            return {t for t in transaction_ids if self._transactions.get(t, 0) > 0}
+
+    def _count_transactions(self, batch: Batch, change: int) -> None:
+        for transaction in batch.transactions:
+            transaction_id = transaction.header_signature
+            left = self._transactions[transaction_id] + change
+            if left > 0:
+                self._transactions[transaction_id] = left
+            else:
+                del self._transactions[transaction_id]
 
     def candidates(self, batches_max: int, bytes_max: int) -> list[PendingBatch]:
         """The oldest pending batches, in order, within both bounds (at least one batch if
@@ -214,6 +233,7 @@ class BatchPool:
                 self._waiting.pop(batch_id, None)
                 if pending is not None:
                     self._bytes -= pending.size_bytes
+                    self._count_transactions(pending.batch, -1)
                     deletes.delete(PENDING_CF, pending.key)
             if self._db is not None and len(deletes):
                 self._db.write(deletes, sync=False)
@@ -227,6 +247,7 @@ class BatchPool:
             self._waiting.pop(batch_id, None)
             if pending is not None:
                 self._bytes -= pending.size_bytes
+                self._count_transactions(pending.batch, -1)
                 if self._db is not None:
                     self._db.delete(PENDING_CF, pending.key, sync=True)
             self._rejected[batch_id] = (reason[:rejection_reason_chars_max], transaction_id)

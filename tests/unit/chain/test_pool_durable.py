@@ -24,7 +24,7 @@ from trusted_ledger.chain.store import PENDING_CF
 from trusted_ledger.errors import InvalidInput, PoolFull
 from trusted_ledger.state import EMPTY_ROOT
 from trusted_ledger.storage import Database, MemoryDatabase, RocksDatabase, WriteBatch
-from trusted_ledger.txn import Batch
+from trusted_ledger.txn import Batch, build_batch
 
 LIMITS = PublisherLimits(block_batches_max=3, block_interval_ms=0)
 
@@ -165,7 +165,8 @@ def test_database_must_have_the_pending_family() -> None:
 
 
 OPS = st.lists(
-    st.sampled_from(["add", "add", "add", "readd", "publish", "reject", "reopen"]), max_size=25
+    st.sampled_from(["add", "add", "add", "readd", "share", "publish", "reject", "reopen"]),
+    max_size=25,
 )
 
 
@@ -181,6 +182,7 @@ def test_random_sequences_match_a_model(ops: list[str]) -> None:
     node = Durable(lambda: memory)
     model: list[str] = []  # pending ids in arrival order
     committed: set[str] = set()
+    committed_transactions: set[str] = set()
     batches: dict[str, Batch] = {}
     for step, op in enumerate(ops):
         if op == "add":
@@ -190,17 +192,39 @@ def test_random_sequences_match_a_model(ops: list[str]) -> None:
             model.append(batch.header_signature)
         elif op == "readd" and model:
             assert not node.pool.add(batches[model[0]], GENESIS_MS)
+        elif op == "share" and model:
+            # Another batch carrying a pending batch's transaction (a replay, which
+            # execution refuses): the transaction stays pending while either batch is.
+            shared = batches[model[-1]].transactions[0]
+            own = factory.batch(f"set s{step} 1").transactions[0]
+            batch = build_batch(factory.key, [shared, own])
+            batches[batch.header_signature] = batch
+            assert node.pool.add(batch, GENESIS_MS)
+            model.append(batch.header_signature)
         elif op == "publish":
+            # The publisher's rule: of the oldest batches, one repeating a transaction that
+            # is committed or in an earlier batch of the block is rejected; the rest commit.
+            window = model[: LIMITS.block_batches_max]
+            kept: list[str] = []
+            for batch_id in window:
+                ids = {t.header_signature for t in batches[batch_id].transactions}
+                if not ids & committed_transactions:
+                    kept.append(batch_id)
+                    committed_transactions.update(ids)
             published = node.publish()
-            assert published == model[: LIMITS.block_batches_max]
+            assert published == kept
             committed.update(published)
-            model = model[len(published) :]
+            model = model[len(window) :]
         elif op == "reject" and model:
             node.pool.reject(model.pop(len(model) // 2), "rejected by the test")
         elif op == "reopen":
             node.reopen()
         assert list(node.pool.pending_ids()) == model
         assert not committed & set(node.pool.pending_ids())
+        # The transaction index agrees with a scan of what is pending.
+        every_transaction = {t.header_signature for b in batches.values() for t in b.transactions}
+        pending = {t.header_signature for i in model for t in batches[i].transactions}
+        assert node.pool.pending_transactions_among(every_transaction) == pending
     node.reopen()
     assert list(node.pool.pending_ids()) == model
     rows = [key[8:].hex() for key, _ in memory.iterate(PENDING_CF)]
