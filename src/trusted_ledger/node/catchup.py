@@ -185,7 +185,8 @@ class ConsensusStateFile:
 class OwnProposalFile:
     """The last block this member signed as proposer: the block's own bytes (docs/formats.md
     block format, self-verifying: its proposer signature is checked when it is read back),
-    replaced atomically and fsynced before the proposal is sent (node/bft.py ``ProposalFile``).
+    replaced atomically and fsynced before the proposal is sent (node/bft_proposer.py
+    ``ProposalFile``).
     """
 
     def __init__(self, path: Path) -> None:

@@ -292,9 +292,9 @@ NETWORK_DISCONNECTS_TOTAL = Counter(
     registry=REGISTRY,
 )
 
-# --- consensus: the BFT driver (node/bft.py, issue 6) ----------------------------------------
+# --- consensus: the BFT driver (node/bft*.py, issue 6) ---------------------------------------
 # ``kind`` labels: proposal, prevote, precommit; ``reason`` labels come from a closed set in
-# node/bft.py (never from peer input).
+# node/bft*.py (never from peer input).
 
 CONSENSUS_HEIGHT = Gauge(
     "tl_consensus_height",

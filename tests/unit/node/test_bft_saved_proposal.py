@@ -1,6 +1,6 @@
 """A proposer that crashes between signing its block and sending it re-proposes the same
-signed block after the restart (node/bft.py ``ProposalFile``), so the round is not lost to
-its own signing guard; and a saved block for another position is never used."""
+signed block after the restart (node/bft_proposer.py ``ProposalFile``), so the round is not
+lost to its own signing guard; and a saved block for another position is never used."""
 
 from __future__ import annotations
 
