@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from trusted_ledger.custody import CustodySigner, Position, PublicKey, Signature
+from trusted_ledger.custody import CustodySigner, Position, PublicKey, Signature, SigningGuard
 from trusted_ledger.errors import InvalidInput
 
 PURPOSE_BLOCK = "block"
@@ -61,6 +61,13 @@ class CustodyChainSigner:
     @property
     def public_key(self) -> PublicKey:
         return self._signer.public_key
+
+    @property
+    def guard(self) -> SigningGuard:
+        """The key's signing guard (node/guard_check.py raises it on evidence)."""
+        guard = self._signer.guard
+        assert guard is not None  # refused in __init__
+        return guard
 
     def sign(self, digest: bytes, *, purpose: str, position: Position | None = None) -> Signature:
         return self._signer.sign(digest, purpose=purpose, position=position)

@@ -20,7 +20,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -305,6 +305,52 @@ class AuditLog:
         self._next_seq, self._head = self._next_seq + 1, digest
         self._since_checkpoint += 1
         self._records_metric[kind].inc()
+
+
+def newest_signed_positions(
+    path: Path, fingerprints: Collection[str], *, bytes_max: int = 4 * 1024 * 1024
+) -> dict[str, tuple[list[int], str]]:
+    """For each key of ``fingerprints``: the highest guarded position it signed (result
+    ``ok``) among the trail's records in its last ``bytes_max`` bytes, and the digest signed
+    there (hex). Keys without such a record are absent.
+
+    Read from the end of the file without verifying the chain (``verify_trail`` does that):
+    the answer only ever *raises* a signing guard (node/guard_check.py), which refuses more
+    and never allows anything, and the window is bounded so that a start-up reads a few MiB
+    however long the trail. A node signs at every height, so its newest positions are at
+    the end; a torn last line is ignored here (the trail's own open refuses it)."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return {}
+    wanted = set(fingerprints)
+    with path.open("rb") as handle:
+        handle.seek(max(0, size - bytes_max))
+        window = handle.read()
+    lines = window.split(b"\n")
+    if size > bytes_max:
+        lines = lines[1:]  # the first is probably a part of a line
+    newest: dict[str, tuple[list[int], str]] = {}
+    for line in lines:
+        if b'"position":[' not in line or b'"result":"ok"' not in line:
+            continue
+        try:
+            record = json.loads(line)
+            key, position, digest = record["key"], record["position"], record["digest"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        if (
+            key not in wanted
+            or record.get("result") != "ok"
+            or not isinstance(position, list)
+            or len(position) != 3
+            or not all(type(part) is int and part >= 0 for part in position)
+            or not isinstance(digest, str)
+        ):
+            continue
+        if key not in newest or position > newest[key][0]:
+            newest[key] = (position, digest)
+    return newest
 
 
 def _read_tail(path: Path) -> tuple[int, str]:

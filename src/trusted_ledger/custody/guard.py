@@ -182,6 +182,30 @@ class SigningGuard:
     def watermark(self) -> Watermark | None:
         return self._watermark
 
+    def raise_to(self, watermark: Watermark) -> bool:
+        """Raise the watermark to ``watermark`` if it lies above the current one (durably,
+        as an advance is); never lower it. True if it was raised.
+
+        For a node that finds evidence of a signature its guard does not remember (its
+        trail or its chain shows the key signed above the watermark: the file was put back
+        from an older copy). Raising only ever refuses more, so it cannot cause a double
+        signature; it can only keep the key from signing where it already has."""
+        if len(watermark.digest) != DIGEST_BYTES:
+            raise InvalidInput(f"digest must be {DIGEST_BYTES} bytes")
+        with self._lock:
+            current = self._watermark
+            if current is not None and watermark.position <= current.position:
+                return False
+            try:
+                write_durably(self.path, encode_state(self._fingerprint, watermark))
+            except OSError as exc:
+                raise TemporarilyUnavailable(
+                    f"guard state {self.path} could not be written: {exc}",
+                    hint="check the disk; the node must not sign until it is raised",
+                ) from exc
+            self._watermark = watermark
+            return True
+
     def authorise(self, position: Position, digest: bytes) -> Decision:
         """Allow signing ``digest`` at ``position`` or raise ``SigningRefused``; an advance is
         on disk when this returns."""

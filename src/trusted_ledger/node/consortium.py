@@ -76,6 +76,7 @@ from trusted_ledger.node.catchup import (
     encode_block_request,
     encode_block_response,
 )
+from trusted_ledger.node.guard_check import GuardCheck
 from trusted_ledger.node.keyring import key_ring
 from trusted_ledger.node.members import Member
 from trusted_ledger.node.mesh import PeerMesh, listen, message_limits, peer_settings
@@ -150,9 +151,12 @@ class Consortium:
         on_commit: Callable[[Block], None] | None = None,
         txn_limits: TxnLimits = DEFAULT_LIMITS,
         proposal_file: ProposalFile | None = None,
+        guard_check: GuardCheck | None = None,
     ) -> None:
         """``members`` is the members file: the address book (and, for a chain without
-        ``tl.consensus.members``, the membership the validator was made with)."""
+        ``tl.consensus.members``, the membership the validator was made with).
+        ``guard_check`` sees every committed block with its certificate, decided here or
+        caught up, before this node signs at the next height (node/guard_check.py)."""
         self._store = store
         self._pool = pool
         self._publisher = publisher
@@ -166,6 +170,7 @@ class Consortium:
         self._on_commit = on_commit
         self._txn_limits = txn_limits
         self._proposal_file = proposal_file
+        self._guard_check = guard_check
         self.peer_settings = peer_settings(
             store.chain_id, self._signer, self._admits, settings.block_bytes_max
         )
@@ -308,7 +313,9 @@ class Consortium:
         self._persist_state(state)
         self._last_state = state
 
-    def _committed(self, block: Block, _certificate: CommitCertificate) -> None:
+    def _committed(self, block: Block, certificate: CommitCertificate) -> None:
+        if self._guard_check is not None:
+            self._guard_check.committed(block, certificate)
         if self._on_commit is not None:
             self._on_commit(block)
         # After the driver entered the next height (it does right after this callback).
@@ -596,4 +603,8 @@ class Consortium:
             return False
         self._validator.commit(block, certificate)
         self._pool.remove(block.batch_ids)  # as BlockPublisher.commit does for its blocks
+        if self._guard_check is not None:
+            # Before the driver restarts above it: a block certified with this node's vote
+            # that its guard does not remember means the guard file was put back.
+            self._guard_check.committed(block, certificate)
         return True

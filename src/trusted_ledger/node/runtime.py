@@ -58,6 +58,7 @@ from trusted_ledger.node.config import NodeConfig
 from trusted_ledger.node.consortium import Consortium, ConsortiumSettings, listen
 from trusted_ledger.node.control import BackupRequest, ControlServer
 from trusted_ledger.node.custody_setup import node_key_ring, open_audit_log, open_token
+from trusted_ledger.node.guard_check import GuardCheck, guarded_keys
 from trusted_ledger.node.keyring import key_ring
 from trusted_ledger.node.members import load_members
 from trusted_ledger.node.operations import (
@@ -200,6 +201,8 @@ class NodeParts:
     executor: ProcessingBlockExecutor
     token: TokenPool | None = None
     """The node key's token (``/readyz`` asks whether it is reachable)."""
+    guard_check: GuardCheck | None = None
+    """Raises the signing guards on evidence of signatures they do not remember."""
 
     def close(self) -> None:
         self.db.close()
@@ -248,13 +251,31 @@ def open_node(config: NodeConfig) -> NodeParts:
             block_interval_ms=config.publisher.block_interval_ms,
         )
         publisher = BlockPublisher(store, pool, executor, signer, limits)
+        # Before anything is signed: a guard behind its key's own signatures (in the trail,
+        # or in the chain's newest blocks) is raised (node/guard_check.py).
+        guard_check = GuardCheck(guarded_keys(signer.signers))
+        found = guard_check.check_at_start(store, config.audit_path)
+        head_number = store.head.number
+        # head + 1 is a block signed but not committed when the node stopped (a crash
+        # between the two): the publisher signs that height again in a later round.
+        if config.consensus.mode == "single" and found.trail_height > head_number + 1:
+            raise ConfigurationError(
+                f"the chain in {config.chain_dir} ends at height {head_number}, but this "
+                f"node's key signed blocks up to height {found.trail_height} (key-usage "
+                f"trail {config.audit_path}): the chain database is older than the node's "
+                "own signatures, and going on would sign a second, different block at "
+                f"height {head_number + 1}",
+                hint="put back the newest chain: `trusted-ledger node restore --from "
+                f"BACKUP` with a backup of height {found.trail_height} or more, or the "
+                "chain directory this node last ran with; never an older guard file",
+            )
     except BaseException:
         db.close()
         audit.close()
         raise
     return NodeParts(
         config, db, audit, store, pool, publisher, signer.public_key, registry, signer, executor,
-        token,
+        token, guard_check,
     )  # fmt: skip
 
 
@@ -313,6 +334,7 @@ def open_consortium(
         clock_ms=wall_clock_ms,
         settings=ConsortiumSettings(timeouts=timeouts),
         on_commit=on_commit,
+        guard_check=parts.guard_check,
     )
 
 

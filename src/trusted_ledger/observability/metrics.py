@@ -52,6 +52,13 @@ CUSTODY_GUARD_REFUSALS_TOTAL = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+CUSTODY_GUARD_RAISED_TOTAL = Counter(
+    "tl_custody_guard_raised_total",
+    "Signing guards raised because the trail or the chain showed a signature above their "
+    "watermark (a guard file restored from an older copy), by where the evidence was.",
+    ["source"],
+    registry=REGISTRY,
+)
 CUSTODY_AUDIT_RECORDS_TOTAL = Counter(
     "tl_custody_audit_records_total",
     "Key-usage audit records appended, by kind.",

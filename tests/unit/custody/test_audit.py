@@ -23,6 +23,7 @@ from trusted_ledger.custody.audit import (
     CheckpointSignature,
     canonical,
     encode_use_record,
+    newest_signed_positions,
     record_hash,
 )
 from trusted_ledger.custody.audit_verify import export_csv, verify_trail
@@ -265,3 +266,40 @@ def test_time_based_checkpoint_for_an_idle_node(tmp_path: Path) -> None:
     log.close()
     report = verify_trail((tmp_path / "audit.jsonl").read_bytes().splitlines(), key.public)
     assert report.ok and report.checkpoints == 1 and report.uncovered_records == 0
+
+
+def test_newest_signed_positions_reads_the_tail(tmp_path: Path) -> None:
+    """What each key last signed at a guarded position, from the trail's end: the highest
+    ``ok`` position and its digest; refusals, errors, other keys and unpositioned uses
+    are not evidence; a bounded window reads only the tail."""
+    path = tmp_path / "trail.jsonl"
+    assert newest_signed_positions(path, ["a" * 64]) == {}  # no trail yet
+    log = AuditLog(path, checkpoint_every_records=1_000_000)
+    mine, other = "a" * 64, "b" * 64
+
+    def use(key: str, position: list[int] | None, result: str, tag: int) -> None:
+        log.record_use(
+            key_fingerprint=key, purpose="vote", digest=bytes([tag]) * 32, position=position,
+            result=result, error=None if result == "ok" else "X", latency_us=1,
+        )  # fmt: skip
+
+    for height in range(1, 200):
+        use(mine, [height, 0, 3], "ok", height % 256)
+    use(mine, [199, 1, 3], "ok", 7)
+    use(mine, [300, 0, 3], "refused", 8)  # refused: never signed
+    use(mine, [301, 0, 3], "error", 9)  # the HSM failed: no signature left
+    use(mine, None, "ok", 10)  # a handshake or checkpoint: no position
+    use(other, [500, 0, 3], "ok", 11)
+    log.close()
+    found = newest_signed_positions(path, [mine, other, "c" * 64])
+    assert found == {mine: ([199, 1, 3], (bytes([7]) * 32).hex()), other: ([500, 0, 3], "0b" * 32)}
+    # A window of the last few records still finds the newest; one of none finds nothing.
+    record_bytes = len(path.read_bytes().splitlines()[0]) + 1
+    assert newest_signed_positions(path, [mine], bytes_max=6 * record_bytes)[mine][0] == [
+        199, 1, 3,
+    ]  # fmt: skip
+    assert newest_signed_positions(path, [mine], bytes_max=3 * record_bytes) == {}
+    # A torn last line (the trail's open refuses it) is not read as evidence.
+    with path.open("ab") as handle:
+        handle.write(b'{"digest":"' + b"0" * 64 + b'","key":"' + mine.encode() + b'","pos')
+    assert newest_signed_positions(path, [mine])[mine][0] == [199, 1, 3]

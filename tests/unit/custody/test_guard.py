@@ -153,3 +153,24 @@ def test_refusals_are_counted_by_reason(tmp_path: Path) -> None:
             guard.authorise(position, digest)
     assert refusals("below_watermark") == below + 1
     assert refusals("conflicting_digest") == conflict + 1
+
+
+def test_raise_to_raises_durably_and_never_lowers(tmp_path: Path) -> None:
+    path = tmp_path / "g.state"
+    guard = SigningGuard.create(path, FP.hex())
+    digest = bytes([7]) * 32
+    assert guard.raise_to(Watermark(Position(5, 0, 1), digest))
+    assert SigningGuard.open(path, FP.hex()).watermark == Watermark(Position(5, 0, 1), digest)
+    # Never lower, and equal is no change.
+    assert not guard.raise_to(Watermark(Position(4, 9, 3), digest))
+    assert not guard.raise_to(Watermark(Position(5, 0, 1), bytes(32)))
+    assert guard.watermark == Watermark(Position(5, 0, 1), digest)
+    # The raised watermark acts as any other: below refused, same digest repeats.
+    with pytest.raises(SigningRefused, match="below watermark"):
+        guard.authorise(Position(5, 0, 0), digest)
+    with pytest.raises(SigningRefused, match="conflicting digest"):
+        guard.authorise(Position(5, 0, 1), bytes([8]) * 32)
+    assert guard.authorise(Position(5, 0, 1), digest) is Decision.REPEAT
+    assert guard.authorise(Position(6, 0, 0), digest) is Decision.ADVANCE
+    with pytest.raises(InvalidInput, match="32 bytes"):
+        guard.raise_to(Watermark(Position(9, 0, 0), b"short"))

@@ -15,18 +15,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.api.support import body_of
+from tests.unit.api.support import ADMIN, body_of
 from tests.unit.chain.support import SoftwareSigner
 from tests.unit.node.support import intkey_batches, member_chains
 from trusted_ledger.chain import (
+    CHAIN_COLUMN_FAMILIES,
     BatchPool,
     Block,
     BlockPublisher,
     BlockValidator,
     ChainStore,
+    PublisherLimits,
 )
+from trusted_ledger.chain.processing_executor import ProcessingBlockExecutor
 from trusted_ledger.consensus import PersistentState, TimeoutConfig
 from trusted_ledger.consensus.types import Step
+from trusted_ledger.custody import Position, SigningGuard
+from trusted_ledger.custody.guard import ROUND_MAX, STEP_MAX
 from trusted_ledger.errors import ConfigurationError, MalformedCatchUpMessage
 from trusted_ledger.network import MessageType, PeerServer, connect
 from trusted_ledger.node.catchup import (
@@ -43,7 +48,12 @@ from trusted_ledger.node.consortium import (
     listen,
     peer_settings,
 )
+from trusted_ledger.node.guard_check import GuardCheck, GuardedKey
 from trusted_ledger.node.members import Member, load_members, render_members, write_members
+from trusted_ledger.processing.families import IdentitySubmissionPolicy, builtin_registry
+from trusted_ledger.processing.families import identity as ident
+from trusted_ledger.processing.genesis import genesis_update
+from trusted_ledger.storage import MemoryDatabase
 from trusted_ledger.txn import Batch
 
 CHAIN_ID = "consortium-test"
@@ -220,7 +230,9 @@ async def bind(nodes: Sequence[Node]) -> list[Member]:
     ]
 
 
-async def start(node: Node, members: Sequence[Member]) -> Consortium:
+async def start(
+    node: Node, members: Sequence[Member], guard_check: GuardCheck | None = None
+) -> Consortium:
     if node.server is None or node.server.closing:
         port = next(m.port for m in members if m.fingerprint == node.signer.public_key.fingerprint)
         node.server = await listen(
@@ -238,6 +250,7 @@ async def start(node: Node, members: Sequence[Member]) -> Consortium:
         clock_ms=wall_ms,
         settings=SETTINGS,
         on_commit=node.committed.append,
+        guard_check=guard_check,
     )
     node.consortium = consortium
     consortium.start(node.server)
@@ -420,5 +433,75 @@ def test_a_peer_sending_garbage_is_disconnected_and_the_rest_continue() -> None:
         finally:
             for node in nodes:
                 await stop(node)
+
+    asyncio.run(scenario())
+
+
+def _restored_from_genesis(node: Node) -> None:
+    """The member's chain as an old snapshot of it would be: genesis only (same genesis,
+    same key), its pool empty."""
+    genesis = node.store.block_at(0)
+    assert genesis is not None
+    certificate = node.store.certificate(genesis.id)
+    assert certificate is not None
+    store = ChainStore(MemoryDatabase(CHAIN_COLUMN_FAMILIES), CHAIN_ID)
+    update = genesis_update(store.state, ident.identity_genesis_changes([ADMIN.public_key_hex]))
+    store.commit(genesis, certificate, update, {})
+    executor = ProcessingBlockExecutor(
+        builtin_registry(), store.state, policy_factory=IdentitySubmissionPolicy
+    )
+    node.store, node.pool = store, BatchPool()
+    node.publisher = BlockPublisher(store, node.pool, executor, node.signer, PublisherLimits())
+    node.validator = BlockValidator(store, executor, node.validator.membership)
+
+
+def test_a_member_restored_from_an_old_snapshot_raises_its_guard_while_catching_up(
+    tmp_path: Path,
+) -> None:
+    """A member whose chain and guard are put back to an old copy (as by reverting a VM
+    snapshot) catches up; every caught-up block whose certificate holds its own vote raises
+    its guard (node/guard_check.py), before it signs at any height again."""
+
+    async def scenario() -> None:
+        nodes = make_nodes()
+        members = await bind(nodes)
+        restored = nodes[3]
+        mine = restored.signer.public_key.fingerprint
+        for node in nodes:
+            await start(node, members)
+        try:
+            voted: list[int] = []
+            for _ in range(8):  # until a certificate carries the member's own vote
+                items = intkey_batches(1)
+                submit(nodes[0], items)
+                await wait_until(nodes, committed_on(nodes, items))
+                block = nodes[0].store.block_at(nodes[0].head)
+                assert block is not None
+                certificate = nodes[0].store.certificate(block.id)
+                assert certificate is not None
+                if any(v.member_fingerprint.hex() == mine for v in certificate.votes):
+                    voted.append(block.number)
+                if len(voted) >= 2:
+                    break
+            assert voted, "no certificate carried the member's vote in 8 heights"
+            await stop(restored)
+            _restored_from_genesis(restored)
+            guard = SigningGuard.create(tmp_path / "guard", mine)  # the old guard: no position
+            items = intkey_batches(1)  # a height decided without it
+            submit(nodes[0], items)
+            await wait_until(nodes[:3], committed_on(nodes[:3], items))
+            await start(restored, members, GuardCheck([GuardedKey(mine, guard)]))
+            await wait_until(nodes, lambda: restored.head == nodes[0].head)
+            assert restored.consortium is not None
+            assert restored.consortium.caught_up_blocks == nodes[0].head
+            # Sealed at the newest height whose certificate holds its vote: every position
+            # up to it is refused from now on; nothing above it was touched.
+            assert guard.watermark is not None
+            assert guard.watermark.position == Position(max(voted), ROUND_MAX, STEP_MAX)
+            check_same_chain(nodes)
+        finally:
+            for node in nodes:
+                if node.consortium is not None:
+                    await stop(node)
 
     asyncio.run(scenario())

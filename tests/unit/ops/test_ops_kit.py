@@ -121,6 +121,7 @@ def test_alert_rules_cover_the_issue() -> None:
         "HSM errors": "tl_custody_module_errors_total",
         "stalled height": "changes(tl_chain_head_height",
         "guard refusal": "tl_custody_guard_refusals_total",
+        "guard behind its key's signatures": "tl_custody_guard_raised_total",
         "lost peers": "tl_consortium_peers_connected",
         "audit anchor overdue": "tl_audit_anchor_age_seconds",
     }
