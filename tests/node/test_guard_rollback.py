@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -37,20 +38,28 @@ def _load(url: str, prefix: str) -> SteadyLoad:
     return SteadyLoad(url, writer=IntkeyWriter(prefix))
 
 
-def _run_until(node_dir: Path, log: Path, at_least: int) -> tuple[int, list[str]]:
-    """Run the node under load until its height is at least ``at_least``; stop it politely.
-    (its height then, the batches it acknowledged)."""
+def _run_until(
+    node_dir: Path,
+    log: Path,
+    at_least: int,
+    inspect: Callable[[NodeProcess], None] | None = None,
+) -> int:
+    """Start the node (``inspect`` looks at it first), load it until its height is at least
+    ``at_least``, check every acknowledged batch committed, stop it politely; its height."""
     node = NodeProcess(node_dir, log)
-    load = _load(node.url, log.stem)
+    load: SteadyLoad | None = None
     try:
+        if inspect is not None:
+            inspect(node)
+        load = _load(node.url, log.stem)
         wait_for(lambda: height(node.url) >= at_least, 60, f"height {at_least}", node)
         load.stop()
         check_everything_committed(node.url, load.acked)
-        top = height(node.url)
+        return height(node.url)
     finally:
-        load.stop()
+        if load is not None:
+            load.stop()
         assert node.terminate() == 0, node.log_tail()
-    return top, load.acked
 
 
 def test_an_old_guard_file_is_raised_and_an_old_chain_is_refused(tmp_path: Path) -> None:
@@ -58,18 +67,18 @@ def test_an_old_guard_file_is_raised_and_an_old_chain_is_refused(tmp_path: Path)
     init_node(node_dir, anchor_every_s=0)
     (guard_file,) = (node_dir / "guard").glob("*.guard")
 
-    first, _ = _run_until(node_dir, tmp_path / "run1.log", 3)
+    first = _run_until(node_dir, tmp_path / "run1.log", 3)
     old_guard = guard_file.read_bytes()
     shutil.copytree(node_dir / "chain", tmp_path / "old-chain")
-    second, _ = _run_until(node_dir, tmp_path / "run2.log", first + 3)
+    second = _run_until(node_dir, tmp_path / "run2.log", first + 3)
 
     # The old guard alone: raised at start to what the trail shows its key last signed
     # (the chain's newest signatures are below that); commits go on.
     guard_file.write_bytes(old_guard)
-    node = NodeProcess(node_dir, tmp_path / "run3.log")
-    load: SteadyLoad | None = None
-    try:
-        key = node_key(node.url)
+    keys = []
+
+    def raised_at_start(node: NodeProcess) -> None:
+        keys.append(node_key(node.url))
         events = [
             json.loads(line)
             for line in node.log_path.read_text().splitlines()
@@ -78,15 +87,9 @@ def test_an_old_guard_file_is_raised_and_an_old_chain_is_refused(tmp_path: Path)
         assert [event["source"] for event in events] == ["trail"], node.log_tail()
         assert events[0]["signed"][0] >= second, events
         assert metric(node.url, "tl_custody_guard_raised_total", source="trail") == 1
-        load = _load(node.url, "run3")
-        wait_for(lambda: height(node.url) >= second + 3, 60, "no commit after the raise", node)
-        load.stop()
-        check_everything_committed(node.url, load.acked)
-    finally:
-        if load is not None:
-            load.stop()
-        assert node.terminate() == 0, node.log_tail()
-    top, _ = check_node_whole(node_dir, key)  # and no position signed twice
+
+    _run_until(node_dir, tmp_path / "run3.log", second + 3, raised_at_start)
+    top, _ = check_node_whole(node_dir, keys[0])  # and no position signed twice
     shutil.copytree(node_dir / "chain", tmp_path / "newest-chain")
 
     # An old chain and an old guard (the trail kept): refused before signing anything,
@@ -106,15 +109,5 @@ def test_an_old_guard_file_is_raised_and_an_old_chain_is_refused(tmp_path: Path)
     # The newest chain back: it starts and commits on top of it.
     shutil.rmtree(node_dir / "chain")
     shutil.copytree(tmp_path / "newest-chain", node_dir / "chain")
-    node = NodeProcess(node_dir, tmp_path / "run4.log")
-    load = None
-    try:
-        load = _load(node.url, "run4")
-        wait_for(lambda: height(node.url) > top, 60, "no commit on the newest chain", node)
-        load.stop()
-        check_everything_committed(node.url, load.acked)
-    finally:
-        if load is not None:
-            load.stop()
-        assert node.terminate() == 0, node.log_tail()
-    check_node_whole(node_dir, key)
+    _run_until(node_dir, tmp_path / "run4.log", top + 1)
+    check_node_whole(node_dir, keys[0])

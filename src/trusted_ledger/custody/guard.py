@@ -196,15 +196,20 @@ class SigningGuard:
             current = self._watermark
             if current is not None and watermark.position <= current.position:
                 return False
-            try:
-                write_durably(self.path, encode_state(self._fingerprint, watermark))
-            except OSError as exc:
-                raise TemporarilyUnavailable(
-                    f"guard state {self.path} could not be written: {exc}",
-                    hint="check the disk; the node must not sign until it is raised",
-                ) from exc
-            self._watermark = watermark
+            self._store(watermark)
             return True
+
+    def _store(self, watermark: Watermark) -> None:
+        """Write ``watermark`` durably, then hold it (the lock held): nothing is signed
+        above the old one until this returns."""
+        try:
+            write_durably(self.path, encode_state(self._fingerprint, watermark))
+        except OSError as exc:
+            raise TemporarilyUnavailable(
+                f"guard state {self.path} could not be written: {exc}",
+                hint="check the disk; nothing was signed",
+            ) from exc
+        self._watermark = watermark
 
     def authorise(self, position: Position, digest: bytes) -> Decision:
         """Allow signing ``digest`` at ``position`` or raise ``SigningRefused``; an advance is
@@ -214,15 +219,7 @@ class SigningGuard:
         with self._lock:
             decision = decide(self._watermark, position, digest)
             if decision is Decision.ADVANCE:
-                advanced = Watermark(position, digest)
-                try:
-                    write_durably(self.path, encode_state(self._fingerprint, advanced))
-                except OSError as exc:
-                    raise TemporarilyUnavailable(
-                        f"guard state {self.path} could not be written: {exc}",
-                        hint="check the disk; nothing was signed",
-                    ) from exc
-                self._watermark = advanced
+                self._store(Watermark(position, digest))
             elif decision is not Decision.REPEAT:
                 CUSTODY_GUARD_REFUSALS_TOTAL.labels(reason=decision.value).inc()
                 watermark = self._watermark
