@@ -174,7 +174,9 @@ class SigningGuard:
             raise GuardStateMissing(
                 f"guard state {path} does not exist",
                 hint="for a brand-new key create it (SigningGuard.create); if the key has "
-                "signed before, restore the file: a fresh one would allow double signing",
+                "signed before, put back the newest copy of the file (a node raises an older "
+                "one to what its trail and chain show, docs/custody.md 7.1); a fresh one "
+                "would allow double signing",
             ) from None
         return cls(path, fingerprint, decode_state(data, fingerprint, source=str(path)))
 
