@@ -118,6 +118,11 @@ def check_recovered(data_dir: Path, acked: int, batches: Callable[[int], Iterabl
 
     ``batches(last)`` says which of batches 0..last to check entry by entry.
     """
+    if not data_dir.exists():
+        # Killed before its first open made the directory (still starting Python: on a
+        # busy machine that outlasts the kill delay); then nothing can have been acknowledged.
+        assert acked == -1, f"batch {acked} was acknowledged but no database exists"
+        return -1
     with RocksDatabase(data_dir, crash_writer.FAMILIES) as db:
         raw_last = db.get("meta", crash_writer.LAST_KEY)
         last = -1 if raw_last is None else int(raw_last)
