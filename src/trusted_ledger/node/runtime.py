@@ -267,7 +267,9 @@ def open_node(config: NodeConfig) -> NodeParts:
                 f"height {head_number + 1}",
                 hint="put back the newest chain: `trusted-ledger node restore --from "
                 f"BACKUP` with a backup of height {found.trail_height} or more, or the "
-                "chain directory this node last ran with; never an older guard file",
+                "chain directory this node last ran with; never an older guard file. If "
+                "those heights were given up knowingly (restore --accept-lost-heights), "
+                "the node needs a new key (docs/operations.md §6)",
             )
     except BaseException:
         db.close()
